@@ -1,0 +1,141 @@
+"""Input checks shared by the nearest-neighbour estimators.
+
+Every public estimator funnels its arguments through these helpers first, so a bad input
+fails with one clear :class:`ValueError` that names the argument and the problem before any
+work is done.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+CORRECTIONS = ("digamma", "log")
+METHODS = ("auto", "tree", "brute")
+
+
+def as_samples(a, name: str) -> np.ndarray:
+    """Return ``a`` as a C-contiguous ``(n, d)`` float64 array, or raise ``ValueError``.
+
+    Accepts ``(n,)`` (one variable) and ``(n, d)`` arrays of any real dtype, integers and
+    booleans included.
+    """
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # pragma: no cover - exotic objects
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+    ):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 1-D (n,) or 2-D (n, d) array, got {arr.ndim}-D with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has no samples (shape {arr.shape})")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no dimensions (shape {arr.shape})")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        kind = "NaN" if np.isnan(arr[bad[0], bad[1]]) else "inf"
+        count = int((~finite).sum())
+        raise ValueError(
+            f"{name} contains {count} non-finite value(s) ({kind} first at row {bad[0]}, "
+            f"column {bad[1]}); remove or impute them before estimating"
+        )
+    return arr
+
+
+def check_pair(x: np.ndarray, y: np.ndarray) -> None:
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must have the same number of samples (rows), got {x.shape[0]} and {y.shape[0]}"
+        )
+
+
+def check_k(k, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got k = {k}")
+    if n <= k:
+        raise ValueError(
+            f"need more samples than neighbours: n = {n} samples but k = {k}; "
+            f"the k-th nearest neighbour (itself excluded) needs n > k"
+        )
+    return k
+
+
+def check_p(p) -> float:
+    if isinstance(p, str):
+        if p.lower() in ("inf", "infinity", "max", "chebyshev"):
+            return math.inf
+        raise ValueError(f"p must be a real number >= 1 or inf, got {p!r}")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise ValueError(f"p must be a real number >= 1 or inf, got {p!r}")
+    p = float(p)
+    if math.isnan(p) or p < 1:
+        raise ValueError(
+            f"p must be >= 1 (p < 1 is not a norm: the triangle inequality fails), got p = {p}"
+        )
+    return p
+
+
+def check_choice(value, name: str, allowed) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps):
+        raise ValueError(f"eps must be a finite real number >= 0, got {eps!r}")
+    eps = float(eps)
+    if eps < 0 or eps >= 1:
+        raise ValueError(
+            f"eps is a relative tolerance and must lie in [0, 1), got eps = {eps} (default 1e-10)"
+        )
+    return eps
+
+
+def check_jitter(jitter):
+    if jitter is None:
+        return None
+    if isinstance(jitter, bool) or not isinstance(jitter, numbers.Real) or not (
+        math.isfinite(jitter) and jitter > 0
+    ):
+        raise ValueError(f"jitter must be None or a finite number > 0, got {jitter!r}")
+    return float(jitter)
+
+
+def add_jitter(arr: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """Add N(0, (jitter * s_c)^2) noise to each column c, s_c = the column's standard deviation.
+
+    A constant column (s_c = 0) is scaled by max(|value|, 1) instead, so it too becomes
+    continuous. The noise is drawn from ``rng``, so a fixed seed gives a fixed result.
+    """
+    scale = arr.std(axis=0)
+    const = scale == 0
+    if const.any():
+        scale = scale.copy()
+        scale[const] = np.maximum(np.abs(arr[0, const]), 1.0)
+    return np.ascontiguousarray(arr + jitter * scale * rng.standard_normal(arr.shape))
+
+
+def repeated_points_error(name: str, count: int, n: int, k: int) -> ValueError:
+    return ValueError(
+        f"{name}: {count} of {n} points have their k-th nearest neighbour (k = {k}) at distance 0 "
+        f"because of repeated points; the estimate would involve log 0. Remedies: pass "
+        f"jitter=1e-10 (adds seeded noise scaled to each column's spread, see the docstring), "
+        f"use a larger k than the number of repeats, or remove duplicate rows"
+    )

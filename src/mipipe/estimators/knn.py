@@ -1,0 +1,178 @@
+"""k-nearest-neighbour entropy (Singh et al. 2003) and the "3KL" MI estimator built from it.
+
+Thesis Definitions 3.1 and 3.2. Units: nats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import digamma, gammaln
+
+from . import _validation as v
+from .neighbours import knn_mi_radii, knn_radii
+
+__all__ = ["knn_entropy", "knn_mi", "log_unit_ball_volume"]
+
+
+def log_unit_ball_volume(d: int, p: float) -> float:
+    """log c_{d,p}: log of the volume of the unit p-norm ball in R^d.
+
+    ``log c_{d,p} = d log 2 + d lnGamma(1 + 1/p) - lnGamma(1 + d/p)``, and ``d log 2`` for
+    p = inf (the cube [-1, 1]^d). Thesis Remark 3.1 omits the factor 2^d (an erratum; it
+    cancels in kNN MI but not in kNN entropy).
+    """
+    if math.isinf(p):
+        return d * math.log(2.0)
+    return d * math.log(2.0) + d * float(gammaln(1.0 + 1.0 / p)) - float(gammaln(1.0 + d / p))
+
+
+def _n_term(n: int, correction: str) -> float:
+    return float(digamma(n)) if correction == "digamma" else math.log(n)
+
+
+def _entropy_from_radii(r: np.ndarray, d: int, k: int, p: float, correction: str) -> float:
+    n = r.shape[0]
+    return (
+        log_unit_ball_volume(d, p)
+        + d * float(np.mean(np.log(r)))
+        - float(digamma(k))
+        + _n_term(n, correction)
+    )
+
+
+def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed):
+    k_checked = None
+    out = []
+    for a, name in zip(arrays, names):
+        out.append(v.as_samples(a, name))
+    for a in out[1:]:
+        v.check_pair(out[0], a)
+    n = out[0].shape[0]
+    k_checked = v.check_k(k, n)
+    p = v.check_p(p)
+    v.check_choice(correction, "correction", v.CORRECTIONS)
+    v.check_choice(method, "method", v.METHODS)
+    v.check_eps(eps)
+    jitter = v.check_jitter(jitter)
+    if jitter is not None:
+        rng = np.random.default_rng(seed)
+        out = [v.add_jitter(a, jitter, rng) for a in out]
+    return out, k_checked, p
+
+
+def _method_for(d_total: int, method: str) -> str:
+    if method != "auto":
+        return method
+    from .neighbours import TREE_MAX_JOINT_DIM
+
+    return "tree" if d_total <= TREE_MAX_JOINT_DIM else "brute"
+
+
+def knn_entropy(
+    x,
+    k: int = 1,
+    p: float = 2,
+    correction: str = "digamma",
+    eps: float = 1e-10,
+    *,
+    method: str = "auto",
+    workers: int = -1,
+    jitter: float | None = None,
+    seed: int = 0,
+) -> float:
+    """k-nearest-neighbour (Kozachenko-Leonenko for k = 1) differential entropy in nats.
+
+    ``H = log c_{d,p} + (d/n) sum_i log r_i - psi(k) + psi(n)``, r_i the p-norm distance
+    from x_i to its k-th nearest neighbour (itself excluded); Singh et al. 2003, thesis
+    Definition 3.1 (with the 2^d of the unit-ball volume restored, see
+    :func:`log_unit_ball_volume`).
+
+    Parameters
+    ----------
+    x : (n,) or (n, d) array of real numbers (any real dtype; integers are converted).
+    k : int >= 1, with n > k.
+    p : float >= 1 or ``inf`` (Chebyshev / max norm); also the strings "inf"/"max".
+    correction : "digamma" (default) uses psi(n), Kraskov et al. 2004 eq. 20;
+        "log" uses log n, the thesis's Definition 3.1 as written.
+    eps : relative tolerance of thesis section 4.2.1, in [0, 1). The radius enters only
+        through log r, so eps shifts the entropy by d log(1 + eps) (about d * eps) and
+        cancels exactly in :func:`knn_mi`; it is accepted for a uniform interface.
+    method : "auto" (tree for d <= 4, else brute force), "tree" (scipy cKDTree) or "brute"
+        (exact multi-threaded numba loop). All give the same value.
+    workers : threads; -1 uses all cores.
+    jitter : None (default) or a float > 0. With None, repeated points that put some k-th
+        neighbour at distance 0 raise ``ValueError`` (log 0). With a float, every column c
+        gets N(0, (jitter * std_c)^2) noise first (constant columns: scaled by
+        max(|value|, 1)), drawn from ``numpy.random.default_rng(seed)``.
+    seed : seed of the jitter noise.
+
+    Returns
+    -------
+    float, entropy in nats.
+
+    Raises
+    ------
+    ValueError
+        NaN or inf in x; x empty or not 1-D/2-D; n <= k; k < 1; p < 1; unknown
+        correction or method; repeated points at distance 0 without ``jitter``.
+    """
+    (xa,), k, p = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed)
+    n, d = xa.shape
+    r = knn_radii(xa, k, p, _method_for(d, method), workers)
+    zeros = int((r == 0).sum())
+    if zeros:
+        raise v.repeated_points_error("knn_entropy", zeros, n, k)
+    return _entropy_from_radii(r * (1.0 + eps), d, k, p, correction)
+
+
+def knn_mi(
+    x,
+    y,
+    k: int = 1,
+    p: float = 2,
+    correction: str = "digamma",
+    eps: float = 1e-10,
+    *,
+    method: str = "auto",
+    workers: int = -1,
+    jitter: float | None = None,
+    seed: int = 0,
+) -> float:
+    """kNN ("3KL") mutual information in nats: I = H(X) + H(Y) - H(X, Y).
+
+    Each entropy is :func:`knn_entropy` with the same k and p; (X, Y) is the concatenation
+    [x, y] under the same p-norm (thesis Definition 3.2). The three k-th neighbour searches
+    share one pass over all pairs in the brute-force back end.
+
+    Parameters
+    ----------
+    x : (n,) or (n, d_x) real array.
+    y : (n,) or (n, d_y) real array with the same n.
+    k, p, correction, eps, method, workers, jitter, seed : as in :func:`knn_entropy`
+        (the jitter is added to x and y independently before the search; "auto" picks
+        the tree for d_x + d_y <= 4).
+
+    Returns
+    -------
+    float, MI in nats. It can be negative (thesis Remark 3.2).
+
+    Raises
+    ------
+    ValueError
+        As :func:`knn_entropy`, and when x and y have different numbers of rows.
+    """
+    (xa, ya), k, p = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
+    n, dx = xa.shape
+    dy = ya.shape[1]
+    rx, ry, rxy = knn_mi_radii(xa, ya, k, p, _method_for(dx + dy, method), workers)
+    for r, name in ((rx, "knn_mi (x)"), (ry, "knn_mi (y)"), (rxy, "knn_mi (joint)")):
+        zeros = int((r == 0).sum())
+        if zeros:
+            raise v.repeated_points_error(name, zeros, n, k)
+    f = 1.0 + eps
+    hx = _entropy_from_radii(rx * f, dx, k, p, correction)
+    hy = _entropy_from_radii(ry * f, dy, k, p, correction)
+    hxy = _entropy_from_radii(rxy * f, dx + dy, k, p, correction)
+    return hx + hy - hxy
