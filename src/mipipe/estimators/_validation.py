@@ -118,17 +118,30 @@ def check_jitter(jitter):
     return float(jitter)
 
 
+def check_not_constant(arr: np.ndarray, name: str) -> None:
+    """Raise if every row of ``arr`` is identical: a constant variable has no density (its
+    differential entropy is -inf and its MI with anything is 0), so the nearest-neighbour
+    estimators do not apply, and jitter would only measure the noise."""
+    if (arr == arr[0]).all():
+        raise ValueError(
+            f"{name} is constant (all {arr.shape[0]} rows equal {arr[0].tolist()}): it has no "
+            f"density, its MI with any variable is 0, and the nearest-neighbour estimators are "
+            f"undefined for it (jitter would only measure the added noise); drop it"
+        )
+
+
 def add_jitter(arr: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
     """Add N(0, (jitter * s_c)^2) noise to each column c, s_c = the column's standard deviation.
 
-    A constant column (s_c = 0) is scaled by max(|value|, 1) instead, so it too becomes
-    continuous. The noise is drawn from ``rng``, so a fixed seed gives a fixed result.
+    A constant column inside a non-constant variable takes the mean standard deviation of the
+    variable's other columns, so it too becomes continuous on the variable's scale. The noise
+    is drawn from ``rng``, so a fixed seed gives a fixed result.
     """
     scale = arr.std(axis=0)
     const = scale == 0
     if const.any():
         scale = scale.copy()
-        scale[const] = np.maximum(np.abs(arr[0, const]), 1.0)
+        scale[const] = scale[~const].mean()
     return np.ascontiguousarray(arr + jitter * scale * rng.standard_normal(arr.shape))
 
 

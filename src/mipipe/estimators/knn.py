@@ -49,6 +49,8 @@ def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed):
         out.append(v.as_samples(a, name))
     for a in out[1:]:
         v.check_pair(out[0], a)
+    for a, name in zip(out, names):
+        v.check_not_constant(a, name)
     n = out[0].shape[0]
     k_checked = v.check_k(k, n)
     p = v.check_p(p)
@@ -104,8 +106,10 @@ def knn_entropy(
     workers : threads; -1 uses all cores.
     jitter : None (default) or a float > 0. With None, repeated points that put some k-th
         neighbour at distance 0 raise ``ValueError`` (log 0). With a float, every column c
-        gets N(0, (jitter * std_c)^2) noise first (constant columns: scaled by
-        max(|value|, 1)), drawn from ``numpy.random.default_rng(seed)``.
+        gets N(0, (jitter * std_c)^2) noise first (a constant column inside a varying
+        variable takes the mean std of the other columns), drawn from
+        ``numpy.random.default_rng(seed)``. A variable whose rows are all equal raises
+        ``ValueError`` with or without jitter (it has no density).
     seed : seed of the jitter noise.
 
     Returns
@@ -116,7 +120,8 @@ def knn_entropy(
     ------
     ValueError
         NaN or inf in x; x empty or not 1-D/2-D; n <= k; k < 1; p < 1; unknown
-        correction or method; repeated points at distance 0 without ``jitter``.
+        correction or method; x constant (all rows equal); repeated points at distance 0
+        without ``jitter``.
     """
     (xa,), k, p = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed)
     n, d = xa.shape

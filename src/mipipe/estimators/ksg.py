@@ -74,8 +74,9 @@ def ksg_mi(
     ------
     ValueError
         NaN/inf, empty, 3-D or mismatched inputs; n <= k; k < 1; p < 1; variant not 1 or 2;
-        unknown correction or method; method="tree" with an unsupported metric; repeated
-        points that put a k-th joint neighbour at distance 0 (without ``jitter``).
+        unknown correction or method; method="tree" with an unsupported metric; x or y
+        constant (all rows equal); repeated points that put a k-th joint neighbour at
+        distance 0, or (variant 2) collapse a marginal ball to radius 0 (without ``jitter``).
     """
     if variant not in (1, 2) or isinstance(variant, bool):
         raise ValueError(f"variant must be 1 or 2 (Kraskov et al. 2004 eq. 8 or 9), got {variant!r}")

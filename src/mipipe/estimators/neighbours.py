@@ -187,7 +187,7 @@ def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out
     radius shrunk by f_open); likewise out_cy.
     variant 2: out_cx = #{j != i : |dx| <= r_x,i} with r_x,i the largest x-distance among
     the k joint neighbours (closed ball, radius widened by f_closed); likewise out_cy;
-    out_r = joint radius r_i.
+    out_r = min(r_x,i, r_y,i), zero exactly when repeated values collapse a marginal ball.
     """
     n = xt.shape[1]
     for c in prange(bounds.shape[0] - 1):
@@ -221,6 +221,8 @@ def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out
                         ry = by[j]
                 tx = rx * f_closed
                 ty = ry * f_closed
+                # a zero marginal radius means repeated values in x or y: flag it
+                out_r[i] = rx if rx < ry else ry
             cx = 0
             cy = 0
             if variant == 1:
@@ -302,8 +304,9 @@ def knn_mi_radii(x, y, k, p, method="brute", workers=-1):
 def ksg_counts(x, y, k, p, variant, eps, method="brute", workers=-1):
     """Neighbour counts of the KSG estimators (Kraskov et al. 2004, eqs. 8 and 9).
 
-    Returns ``(r, cx, cy)``: r is the (n,) joint k-th neighbour distance under
-    max(|x_i - x_j|_p, |y_i - y_j|_p); for variant 1, cx = n_x,i (strict count within r_i),
+    Returns ``(r, cx, cy)``: for variant 1, r is the (n,) joint k-th neighbour distance
+    under max(|x_i - x_j|_p, |y_i - y_j|_p); for variant 2, r = min(r_x,i, r_y,i) (zero
+    flags repeated values in a marginal). For variant 1, cx = n_x,i (strict count within r_i),
     for variant 2, cx = m_x,i (closed count within r_x,i); cy likewise. Counts exclude the
     point itself.
     """
@@ -362,8 +365,11 @@ def _ksg_counts_tree(x, y, k, p, variant, eps, nthreads):
         rad_x = np.nextafter(r * (1.0 - eps), 0.0)
         rad_y = rad_x
     else:
-        rad_x = _max_dist_to(x, nb_idx, p) * (1.0 + eps)
-        rad_y = _max_dist_to(y, nb_idx, p) * (1.0 + eps)
+        rx = _max_dist_to(x, nb_idx, p)
+        ry = _max_dist_to(y, nb_idx, p)
+        rad_x = rx * (1.0 + eps)
+        rad_y = ry * (1.0 + eps)
+        r = np.minimum(rx, ry)
     cx = _count_within(x, rad_x, p, nthreads)
     cy = _count_within(y, rad_y, p, nthreads)
     if variant == 1:
@@ -385,13 +391,37 @@ def _max_dist_to(a, nb_idx, p):
 def _count_within(a, radius, p, nthreads):
     """#{j != i : |a_j - a_i|_p <= radius_i} for every i (closed balls)."""
     if a.shape[1] == 1:
-        s = np.sort(a[:, 0])
         v = a[:, 0]
+        s = np.sort(v)
+        # v +- radius is rounded to v's precision, so the search only brackets the ball;
+        # the boundary is then settled with |s_j - v_i| <= radius_i, the same arithmetic as
+        # the distances of the brute-force kernel.
         hi = np.searchsorted(s, v + radius, side="right")
         lo = np.searchsorted(s, v - radius, side="left")
-        return (hi - lo - 1).astype(np.int64)
+        return _settle_sorted_counts(s, v, radius, lo, hi)
     counts = cKDTree(a).query_ball_point(a, radius, p=p, return_length=True, workers=nthreads)
     return np.asarray(counts, dtype=np.int64) - 1
+
+
+@njit(cache=True)
+def _settle_sorted_counts(s, v, radius, lo, hi):
+    n = s.shape[0]
+    out = np.empty(v.shape[0], dtype=np.int64)
+    for i in range(v.shape[0]):
+        vi = v[i]
+        r = radius[i]
+        a = lo[i]
+        b = hi[i]
+        while a > 0 and abs(s[a - 1] - vi) <= r:
+            a -= 1
+        while a < n and abs(s[a] - vi) > r:
+            a += 1
+        while b < n and abs(s[b] - vi) <= r:
+            b += 1
+        while b > a and abs(s[b - 1] - vi) > r:
+            b -= 1
+        out[i] = b - a - 1
+    return out
 
 
 def _pexp(p: float) -> float:

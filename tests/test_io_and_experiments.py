@@ -1,0 +1,169 @@
+"""Artifact I/O, experiment grids, aggregation and config checks (no Snakemake)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mipipe.config import ConfigError, check_config, validate_schema
+from mipipe.estimators import ksg_mi
+from mipipe.experiments import aggregate, estimator_grid, eps_sensitivity, run_grid
+from mipipe.io import (
+    atomic_path,
+    read_metadata,
+    read_parquet,
+    read_sample,
+    write_parquet,
+    write_sample,
+    write_table,
+)
+
+import yaml
+from pathlib import Path
+
+TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
+
+
+def test_parquet_round_trip_with_metadata_is_byte_identical(tmp_path):
+    df = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, math.inf, -1.0], "c": ["x", "y", "z"]})
+    write_parquet(df, tmp_path / "one.parquet", metadata={"true_mi_nats": [0.0, 1.5]})
+    write_parquet(df, tmp_path / "two.parquet", metadata={"true_mi_nats": [0.0, 1.5]})
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "two.parquet").read_bytes()
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "one.parquet"), df)
+    assert read_metadata(tmp_path / "one.parquet") == {"true_mi_nats": [0.0, 1.5]}
+
+
+def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
+    target = tmp_path / "out.parquet"
+    target.write_bytes(b"previous complete artifact")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"previous complete artifact"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
+
+
+def test_truncated_parquet_gives_an_error_naming_the_file(tmp_path):
+    df = pd.DataFrame({"a": np.arange(1000.0)})
+    path = tmp_path / "table.parquet"
+    write_parquet(df, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"table\.parquet.*not a readable Parquet file"):
+        read_parquet(path)
+    (tmp_path / "foreign.parquet").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="foreign.parquet"):
+        read_parquet(tmp_path / "foreign.parquet")
+
+
+def test_sample_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((50, 3)), rng.standard_normal((50, 3))
+    truth = np.array([0.0, 0.1, 0.2, 0.3])
+    write_sample(x, y, truth, tmp_path / "s.parquet", params={"family": "test"})
+    x2, y2, t2, params = read_sample(tmp_path / "s.parquet")
+    assert np.array_equal(x, x2) and np.array_equal(y, y2) and np.array_equal(truth, t2)
+    assert params == {"family": "test"}
+    write_parquet(pd.DataFrame({"q": [1.0]}), tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="not a mipipe sample"):
+        read_sample(tmp_path / "other.parquet")
+
+
+def test_write_table_markdown_and_csv(tmp_path):
+    df = pd.DataFrame({"estimator": ["ksg1"], "estimate_nats": [1.234567891]})
+    write_table(df, tmp_path / "t.parquet", tmp_path / "t.csv", tmp_path / "t.md")
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["estimator,estimate_nats", "ksg1,1.23457"]
+    md = (tmp_path / "t.md").read_text().splitlines()
+    assert md[0] == "| estimator | estimate_nats |" and md[2] == "| ksg1 | 1.23457 |"
+
+
+def test_estimator_grid_overrides_and_parses_inf():
+    ex = {"k": [1], "p": [1, ".inf"], "estimators": {"knn": {}, "ksg2": {"p": [1], "k": [2, 3]}}}
+    assert estimator_grid(ex, "knn") == {
+        "k": [1], "p": [1.0, math.inf], "correction": ["digamma"], "eps": [1e-10]
+    }
+    assert estimator_grid(ex, "ksg2")["k"] == [2, 3]
+    assert estimator_grid(ex, "ksg2")["p"] == [1.0]
+    with pytest.raises(ValueError, match="not part of this experiment"):
+        estimator_grid(ex, "ksg1")
+
+
+def test_run_grid_rows_are_prefix_estimates():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((400, 3))
+    y = x + rng.standard_normal((400, 3))
+    truth = np.array([0.0, 0.3, 0.6, 0.9])
+    grid = {"k": [1, 2], "p": [math.inf], "correction": ["digamma", "log"], "eps": [1e-10]}
+    rows = run_grid(x, y, truth, "ksg1", grid, [100, 400], [1, 3],
+                    labels={"experiment": "e", "dataset": "d", "distribution": "f", "seed": 7},
+                    workers=1)
+    assert len(rows) == 2 * 2 * 2 * 2
+    for r in rows.itertuples():
+        assert r.estimate_nats == ksg_mi(x[: r.n, : r.D], y[: r.n, : r.D], k=r.k, p=r.p,
+                                         correction=r.correction, variant=1)
+        assert r.true_mi_nats == truth[r.D]
+        assert r.seed == 7 and r.seconds >= 0
+    with pytest.raises(ValueError, match="outside the cached sample"):
+        run_grid(x, y, truth, "ksg1", grid, [401], [1], labels={})
+    with pytest.raises(ValueError, match="unknown estimator"):
+        run_grid(x, y, truth, "kde", grid, [100], [1], labels={})
+
+
+def test_aggregate_mean_std_band_and_eps_sensitivity():
+    base = {"experiment": "e", "dataset": "d", "distribution": "f", "estimator": "ksg1",
+            "k": 1, "p": 2.0, "correction": "digamma", "n": 100, "D": 2, "true_mi_nats": 1.0,
+            "seconds": 0.1}
+    rows = pd.DataFrame([
+        {**base, "eps": 1e-10, "seed": 1, "estimate_nats": 0.8},
+        {**base, "eps": 1e-10, "seed": 2, "estimate_nats": 1.0},
+        {**base, "eps": 1e-10, "seed": 3, "estimate_nats": 1.2},
+        {**base, "eps": 1e-8, "seed": 1, "estimate_nats": 0.9},
+    ])
+    agg = aggregate(rows)
+    row = agg[agg.eps == 1e-10].iloc[0]
+    assert row.n_seeds == 3
+    assert row.estimate_mean_nats == pytest.approx(1.0)
+    assert row.estimate_std_nats == pytest.approx(0.2)
+    assert (row.estimate_min_nats, row.estimate_max_nats) == (0.8, 1.2)
+    assert row.bias_nats == pytest.approx(0.0)
+    sens = eps_sensitivity(agg)
+    assert len(sens) == 1
+    assert sens.iloc[0].max_abs_change_nats == pytest.approx(0.1)
+    assert sens.iloc[0].estimate_at_max_eps_nats == pytest.approx(0.9)
+
+
+def _tiny():
+    return yaml.safe_load(TINY.read_text())
+
+
+def test_tiny_config_is_valid():
+    cfg = _tiny()
+    validate_schema(cfg)
+    check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda c: c.__setitem__("sedes", [1]), "sedes"),
+        (lambda c: c["datasets"]["gauss"].pop("beta"), "needs the key 'beta'"),
+        (lambda c: c["datasets"]["lin"].__setitem__("beta", 1.0), "lin/beta"),
+        (lambda c: c["datasets"]["lin"].__setitem__("noise_dims", 2), "noise_dims"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("n", [60, 5000]), "exceeds"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("D", [3]), "D: 3 exceeds"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("k", [60]), "k = 60 must be <"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("sweep", "k"), "sweep"),
+        (lambda c: c["experiments"]["fig_n"]["estimators"]["knn"].__setitem__("p", ["two"]), "p"),
+        (lambda c: c["datasets"]["gauss"].__setitem__("n", 0), "n"),
+    ],
+)
+def test_config_errors_name_the_key(mutate, match):
+    cfg = _tiny()
+    mutate(cfg)
+    with pytest.raises(ConfigError, match=match):
+        validate_schema(cfg)
+        check_config(cfg)
