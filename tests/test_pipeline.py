@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,28 +12,9 @@ import yaml
 from mipipe.estimators import knn_mi, ksg_mi
 from mipipe.io import read_parquet, read_sample
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
+from conftest import TINY, edited_config, snakemake
 
 pytestmark = pytest.mark.pipeline
-
-
-def snakemake(workdir: Path, *args, configfile: Path = TINY, check: bool = True):
-    cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2", *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny")
-    snakemake(work)
-    return work
 
 
 def test_tiny_run_builds_every_table_and_figure(tiny_run):
@@ -93,19 +70,6 @@ def test_same_seed_same_artifacts(tiny_run, tmp_path):
         pd.testing.assert_frame_equal(a.drop(columns="seconds_mean"), b.drop(columns="seconds_mean"))
 
 
-def test_nothing_to_do_after_a_complete_run(tiny_run):
-    out = snakemake(tiny_run, "-n")
-    assert "Nothing to be done" in out.stdout + out.stderr
-
-
-def _write_config(tmp_path, mutate):
-    cfg = yaml.safe_load(TINY.read_text())
-    mutate(cfg)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 @pytest.mark.parametrize(
     "mutate, expected",
     [
@@ -122,7 +86,7 @@ def _write_config(tmp_path, mutate):
          "k-not-below-n", "unknown-dataset", "non-integer-seed"],
 )
 def test_bad_config_stops_before_any_job(tmp_path, mutate, expected):
-    bad = _write_config(tmp_path, mutate)
+    bad = edited_config(tmp_path, mutate)
     out = snakemake(tmp_path, "-n", configfile=bad, check=False)
     assert out.returncode != 0
     assert expected in out.stdout + out.stderr

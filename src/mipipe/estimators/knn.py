@@ -43,16 +43,20 @@ def _entropy_from_radii(r: np.ndarray, d: int, k: int, p: float, correction: str
 
 
 def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed):
-    k_checked = None
-    out = []
-    for a, name in zip(arrays, names):
-        out.append(v.as_samples(a, name))
+    """Validate the arguments shared by all estimators and condition the data.
+
+    Returns ``(arrays, k, p, log_scale)``. The arrays (jittered if asked) are multiplied
+    by one common power of two so that the largest magnitude lies in [0.5, 1): exact in
+    floating point, so no comparison changes, while squared or p-th power distances can no
+    longer overflow or underflow. Distances shrink by exp(log_scale); the MI estimators are
+    invariant to it and :func:`knn_entropy` adds d * log_scale back.
+    """
+    out = [v.as_samples(a, name) for a, name in zip(arrays, names)]
     for a in out[1:]:
         v.check_pair(out[0], a)
     for a, name in zip(out, names):
         v.check_not_constant(a, name)
-    n = out[0].shape[0]
-    k_checked = v.check_k(k, n)
+    k = v.check_k(k, out[0].shape[0])
     p = v.check_p(p)
     v.check_choice(correction, "correction", v.CORRECTIONS)
     v.check_choice(method, "method", v.METHODS)
@@ -61,7 +65,10 @@ def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed):
     if jitter is not None:
         rng = np.random.default_rng(seed)
         out = [v.add_jitter(a, jitter, rng) for a in out]
-    return out, k_checked, p
+    biggest = max(float(np.abs(a).max()) for a in out)
+    exponent = math.frexp(biggest)[1]  # biggest = m * 2**exponent, 0.5 <= m < 1
+    out = [np.ldexp(a, -exponent) for a in out]
+    return out, k, p, exponent * math.log(2.0)
 
 
 def _method_for(d_total: int, method: str) -> str:
@@ -123,13 +130,13 @@ def knn_entropy(
         correction or method; x constant (all rows equal); repeated points at distance 0
         without ``jitter``.
     """
-    (xa,), k, p = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed)
+    (xa,), k, p, log_scale = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed)
     n, d = xa.shape
     r = knn_radii(xa, k, p, _method_for(d, method), workers)
     zeros = int((r == 0).sum())
     if zeros:
         raise v.repeated_points_error("knn_entropy", zeros, n, k)
-    return _entropy_from_radii(r * (1.0 + eps), d, k, p, correction)
+    return _entropy_from_radii(r * (1.0 + eps), d, k, p, correction) + d * log_scale
 
 
 def knn_mi(
@@ -168,7 +175,7 @@ def knn_mi(
     ValueError
         As :func:`knn_entropy`, and when x and y have different numbers of rows.
     """
-    (xa, ya), k, p = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
+    (xa, ya), k, p, _ = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
     n, dx = xa.shape
     dy = ya.shape[1]
     rx, ry, rxy = knn_mi_radii(xa, ya, k, p, _method_for(dx + dy, method), workers)

@@ -80,7 +80,7 @@ def ksg_mi(
     """
     if variant not in (1, 2) or isinstance(variant, bool):
         raise ValueError(f"variant must be 1 or 2 (Kraskov et al. 2004 eq. 8 or 9), got {variant!r}")
-    (xa, ya), k, p = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
+    (xa, ya), k, p, _ = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
     n, dx = xa.shape
     dy = ya.shape[1]
     chosen = _method_for(dx + dy, method)

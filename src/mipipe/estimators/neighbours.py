@@ -48,13 +48,15 @@ def p_code(p: float) -> int:
 
 
 def to_power(r, p: float):
-    """Distance r -> the quantity the kernels compare (r^p, or r itself for p = inf)."""
-    return r if math.isinf(p) else np.power(r, p)
+    """Distance r -> the quantity the kernels compare: r^2 for p = 2 (no square root in
+    the inner loop), r itself otherwise (p = 1, inf, and general p, whose kernel computes
+    overflow-safe distances directly)."""
+    return np.square(r) if p == 2.0 else r
 
 
 def from_power(rp, p: float):
     """Inverse of :func:`to_power`."""
-    return rp if math.isinf(p) else np.power(rp, 1.0 / p)
+    return np.sqrt(rp) if p == 2.0 else rp
 
 
 def resolve_workers(workers) -> int:
@@ -71,37 +73,57 @@ def resolve_workers(workers) -> int:
 
 @njit(cache=True, inline="always")
 def _pairwise_to_all(at, i, code, p, buf):
-    """buf[j] = |a_j - a_i|_p in power space, for all j (a stored transposed, (d, n))."""
+    """buf[j] = |a_j - a_i|_p in comparison space (see :func:`to_power`), for all j.
+
+    ``a`` is stored transposed, (d, n), so the inner loops run over contiguous j. For a
+    general p the distance is m (sum_c (|diff_c| / m)^p)^(1/p) with m the largest |diff_c|,
+    which neither overflows nor underflows for any p.
+    """
     d, n = at.shape
     row = at[0]
     ai = row[i]
-    if code == P_INF or code == P_ONE:
-        for j in range(n):
-            buf[j] = abs(row[j] - ai)
-    elif code == P_TWO:
+    if code == P_TWO:
         for j in range(n):
             t = row[j] - ai
             buf[j] = t * t
     else:
         for j in range(n):
-            buf[j] = abs(row[j] - ai) ** p
+            buf[j] = abs(row[j] - ai)
     for c in range(1, d):
         row = at[c]
         ai = row[i]
-        if code == P_INF:
+        if code == P_INF or code == P_GENERAL:
             for j in range(n):
                 t = abs(row[j] - ai)
                 buf[j] = t if t > buf[j] else buf[j]
         elif code == P_ONE:
             for j in range(n):
                 buf[j] += abs(row[j] - ai)
-        elif code == P_TWO:
+        else:
             for j in range(n):
                 t = row[j] - ai
                 buf[j] += t * t
-        else:
-            for j in range(n):
-                buf[j] += abs(row[j] - ai) ** p
+    if code == P_GENERAL and d > 1:
+        for j in range(n):
+            m = buf[j]
+            if m > 0.0:
+                acc = 0.0
+                for c in range(d):
+                    acc += (abs(at[c, j] - at[c, i]) / m) ** p
+                buf[j] = m * acc ** (1.0 / p)
+
+
+@njit(cache=True, inline="always")
+def _combine(vx, vy, code, p):
+    """Distance in the concatenation (x, y) from the two marginal distances."""
+    if code == P_INF:
+        return vx if vx > vy else vy
+    if code == P_ONE or code == P_TWO:
+        return vx + vy
+    m = vx if vx > vy else vy
+    if m == 0.0:
+        return 0.0
+    return m * ((vx / m) ** p + (vy / m) ** p) ** (1.0 / p)
 
 
 @njit(cache=True, inline="always")
@@ -163,10 +185,7 @@ def _knn_mi_radii_brute(xt, yt, k, code, p, bounds, out_x, out_y, out_xy):
                     continue
                 vx = bx[j]
                 vy = by[j]
-                if code == P_INF:
-                    vj = vx if vx > vy else vy
-                else:
-                    vj = vx + vy
+                vj = _combine(vx, vy, code, p)
                 if vx < kx[k - 1]:
                     _insert_topk(kx, idx, vx, j)
                 if vy < ky[k - 1]:
