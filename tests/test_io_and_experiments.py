@@ -116,7 +116,7 @@ def test_run_grid_rows_are_prefix_estimates():
 def test_aggregate_mean_std_band_and_eps_sensitivity():
     base = {"experiment": "e", "dataset": "d", "distribution": "f", "estimator": "ksg1",
             "k": 1, "p": 2.0, "correction": "digamma", "n": 100, "D": 2, "true_mi_nats": 1.0,
-            "seconds": 0.1}
+            "seconds": 0.1, "status": "ok", "error": ""}
     rows = pd.DataFrame([
         {**base, "eps": 1e-10, "seed": 1, "estimate_nats": 0.8},
         {**base, "eps": 1e-10, "seed": 2, "estimate_nats": 1.0},
@@ -167,3 +167,39 @@ def test_config_errors_name_the_key(mutate, match):
     with pytest.raises(ConfigError, match=match):
         validate_schema(cfg)
         check_config(cfg)
+
+
+def test_a_raising_estimator_becomes_a_failed_row_and_the_rest_runs(monkeypatch):
+    import mipipe.experiments as ex
+
+    def flaky(x, y, k, p, **kw):
+        if k == 2:
+            raise FloatingPointError("critic diverged")
+        return ksg_mi(x, y, k=k, p=p, **kw)
+
+    monkeypatch.setitem(ex.NN_ESTIMATORS, "ksg1", (flaky, {"variant": 1}))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((200, 2))
+    y = x + rng.standard_normal((200, 2))
+    grid = {"k": [1, 2, 3], "p": [2.0], "correction": ["digamma"], "eps": [1e-10]}
+    rows = run_grid(x, y, np.zeros(3), "ksg1", grid, [200], [2],
+                    labels={"experiment": "e", "dataset": "d", "distribution": "f", "seed": 1})
+    assert list(rows["status"]) == ["ok", "failed", "ok"]
+    bad = rows.iloc[1]
+    assert math.isnan(bad.estimate_nats)
+    assert bad.error == "FloatingPointError: critic diverged"
+    assert rows.iloc[2].estimate_nats == ksg_mi(x, y, k=3, p=2.0)
+
+    agg = aggregate(pd.concat([rows, rows.assign(seed=2)]))
+    failed = agg[agg.k == 2].iloc[0]
+    assert (failed.n_seeds, failed.n_failed) == (0, 2)
+    assert math.isnan(failed.estimate_mean_nats)
+    assert failed.error == "FloatingPointError: critic diverged"
+    ok = agg[agg.k == 3].iloc[0]
+    assert (ok.n_seeds, ok.n_failed, ok.error) == (2, 0, "")
+
+    from mipipe.plotting import plot_sweep
+
+    fig = plot_sweep(agg, "n", "with a failure")
+    crosses = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "x"]
+    assert crosses and crosses[0].get_color() == "red"

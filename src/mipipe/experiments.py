@@ -33,7 +33,7 @@ DEFAULTS = {"k": [1], "p": [2.0], "correction": ["digamma"], "eps": [1e-10]}
 
 RESULT_COLUMNS = [
     "experiment", "dataset", "distribution", "estimator", "k", "p", "eps", "correction",
-    "n", "D", "seed", "estimate_nats", "true_mi_nats", "seconds",
+    "n", "D", "seed", "estimate_nats", "true_mi_nats", "seconds", "status", "error",
 ]
 
 
@@ -118,12 +118,15 @@ def run_grid(
 
     Returns
     -------
-    DataFrame with :data:`RESULT_COLUMNS`; estimates and true MI in nats.
+    DataFrame with :data:`RESULT_COLUMNS`; estimates and true MI in nats. A grid point
+    whose estimator raises (or returns a non-finite value) becomes a row with
+    ``status = "failed"``, ``estimate_nats = NaN`` and the error message in ``error``;
+    the other points still run.
 
     Raises
     ------
     ValueError
-        Unknown estimator; n or D larger than the sample; estimator errors (bad k, ...).
+        Unknown estimator; n or D larger than the sample.
     """
     if estimator not in NN_ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; known: {sorted(NN_ESTIMATORS)}")
@@ -141,8 +144,14 @@ def run_grid(
         xs = x[: pt.n, : pt.D]
         ys = y[: pt.n, : pt.D]
         t0 = time.perf_counter()
-        est = func(xs, ys, k=pt.k, p=pt.p, correction=pt.correction, eps=pt.eps,
-                   workers=workers, **fixed)
+        try:
+            est = func(xs, ys, k=pt.k, p=pt.p, correction=pt.correction, eps=pt.eps,
+                       workers=workers, **fixed)
+            status, error = "ok", ""
+            if not math.isfinite(est):
+                status, error = "failed", f"non-finite estimate {est!r}"
+        except Exception as exc:  # recorded, so one bad grid point does not sink the run
+            est, status, error = math.nan, "failed", f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - t0
         row = {
             **labels,
@@ -156,6 +165,8 @@ def run_grid(
             "estimate_nats": float(est),
             "true_mi_nats": float(true_mi[pt.D]),
             "seconds": seconds,
+            "status": status,
+            "error": error,
         }
         rows.append(row)
         if progress is not None:
@@ -170,24 +181,37 @@ GROUP_COLUMNS = ["experiment", "dataset", "distribution", "estimator", "k", "p",
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     """Summarise estimates over seeds, one row per grid point.
 
-    Columns: the grid columns, ``n_seeds``, ``true_mi_nats`` (mean over seeds; seeds share
-    the covariance, so it is constant), ``estimate_mean_nats``, ``estimate_std_nats``
-    (sample std, ddof = 1; NaN for one seed), ``estimate_min_nats``, ``estimate_max_nats``,
-    ``bias_nats`` (mean - true), ``seconds_mean``.
+    Columns: the grid columns, ``n_seeds`` (seeds with a successful estimate),
+    ``n_failed`` (seeds whose estimate failed), ``true_mi_nats`` (mean over seeds; seeds
+    share the covariance, so it is constant), ``estimate_mean_nats``,
+    ``estimate_std_nats`` (sample std, ddof = 1; NaN for one seed), ``bias_nats``
+    (mean - true), ``estimate_min_nats``, ``estimate_max_nats``, ``seconds_mean`` and
+    ``error`` (the first failure's message, "" if none). Failed estimates are left out of
+    the statistics.
     """
+    rows = rows.assign(
+        _ok=(rows["status"] == "ok").astype(int), _failed=(rows["status"] != "ok").astype(int)
+    )
     g = rows.groupby(GROUP_COLUMNS, sort=True, dropna=False)
     out = g.agg(
-        n_seeds=("seed", "nunique"),
+        n_seeds=("_ok", "sum"),
+        n_failed=("_failed", "sum"),
         true_mi_nats=("true_mi_nats", "mean"),
         estimate_mean_nats=("estimate_nats", "mean"),
         estimate_std_nats=("estimate_nats", "std"),
         estimate_min_nats=("estimate_nats", "min"),
         estimate_max_nats=("estimate_nats", "max"),
         seconds_mean=("seconds", "mean"),
+        error=("error", lambda e: next((m for m in e if m), "")),
     ).reset_index()
     out.insert(out.columns.get_loc("estimate_std_nats") + 1, "bias_nats",
                out["estimate_mean_nats"] - out["true_mi_nats"])
     return out
+
+
+def failures(rows: pd.DataFrame) -> pd.DataFrame:
+    """The failed rows of an estimates table (status != "ok")."""
+    return rows[rows["status"] != "ok"].reset_index(drop=True)
 
 
 def eps_sensitivity(agg: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,8 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     title : figure title.
 
     The line is the mean over seeds; with more than one seed a band spans the min and max
-    across seeds. The true MI is drawn in black (dashed).
+    across seeds. The true MI is drawn in black (dashed). Grid points with a failed estimate
+    are marked by a red cross on the panel's bottom edge.
     """
     if sweep not in SWEEP_LABELS:
         raise ValueError(f"sweep must be one of {list(SWEEP_LABELS)}, got {sweep!r}")
@@ -60,6 +61,7 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     fig, axes = plt.subplots(1, ncol, figsize=(4.6 * ncol, 4.2), squeeze=False, sharey=False)
     for ax, est in zip(axes[0], estimators):
         sub = agg[agg["estimator"] == est]
+        panel_failed = False
         groups = sub.groupby(varying, sort=True) if varying else [((), sub)]
         for j, (key, grp) in enumerate(groups):
             key = key if isinstance(key, tuple) else (key,)
@@ -70,6 +72,13 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                     label=line_label(dict(zip(varying, key))))
             if n_seeds > 1:
                 ax.fill_between(xs, grp["estimate_min_nats"], grp["estimate_max_nats"], alpha=0.2)
+            failed = grp["n_failed"].to_numpy() > 0
+            if failed.any():
+                panel_failed = True
+                # failed points sit on the bottom edge (x in data, y in axes coordinates)
+                ax.plot(xs[failed], np.full(failed.sum(), 0.04), linestyle="none", marker="x",
+                        color="red", markersize=9, markeredgewidth=2,
+                        transform=ax.get_xaxis_transform(), clip_on=False)
         truth = sub.groupby(sweep)["true_mi_nats"].mean().sort_index()
         if truth.nunique() == 1:
             ax.axhline(truth.iloc[0], color="black", linestyle="--", linewidth=1.5,
@@ -83,6 +92,9 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
         ax.set_ylabel("MI estimate (nats)")
         ax.set_title(ESTIMATOR_LABELS.get(est, est))
         ax.grid(True, alpha=0.3)
+        if panel_failed:
+            ax.plot([], [], linestyle="none", marker="x", color="red", markeredgewidth=2,
+                    label="failed (see table)")
         ax.legend(fontsize=8)
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     fig.suptitle(f"{title}{band}", fontsize=11)
