@@ -42,41 +42,50 @@ def _entropy_from_radii(r: np.ndarray, d: int, k: int, p: float, correction: str
     )
 
 
-def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed):
+def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed,
+             no_constant_columns: str | None = None):
     """Validate the arguments shared by all estimators and condition the data.
 
-    Returns ``(arrays, k, p, log_scale)``. The arrays (jittered if asked) are multiplied
-    by one common power of two so that the largest magnitude lies in [0.5, 1): exact in
-    floating point, so no comparison changes, while squared or p-th power distances can no
-    longer overflow or underflow. Distances shrink by exp(log_scale); the MI estimators are
-    invariant to it and :func:`knn_entropy` adds d * log_scale back.
+    Returns ``(arrays, k, p, log_scale)``. The arrays are multiplied by one common power of
+    two so that the largest magnitude lies in [0.5, 1) (:func:`_validation.condition`):
+    exact in floating point, so no comparison changes, while squared or p-th power
+    distances can no longer overflow or underflow. Distances shrink by exp(log_scale); the
+    MI estimators are invariant to it and :func:`knn_entropy` adds d * log_scale back.
+    ``no_constant_columns`` names the estimator that refuses constant columns (kNN).
     """
     out = [v.as_samples(a, name) for a, name in zip(arrays, names)]
     for a in out[1:]:
         v.check_pair(out[0], a)
-    for a, name in zip(out, names):
-        v.check_not_constant(a, name)
     k = v.check_k(k, out[0].shape[0])
     p = v.check_p(p)
     v.check_choice(correction, "correction", v.CORRECTIONS)
     v.check_choice(method, "method", v.METHODS)
     v.check_eps(eps)
     jitter = v.check_jitter(jitter)
+    seed = v.check_seed(seed)
+    for a, name in zip(out, names):
+        v.check_not_constant(a, name)
+        if no_constant_columns:
+            v.check_no_constant_column(a, name, no_constant_columns)
+    conditioned, log_scale = v.condition(out)
+    v.check_scales(out, conditioned, names)
     if jitter is not None:
         rng = np.random.default_rng(seed)
-        out = [v.add_jitter(a, jitter, rng) for a in out]
-    biggest = max(float(np.abs(a).max()) for a in out)
-    exponent = math.frexp(biggest)[1]  # biggest = m * 2**exponent, 0.5 <= m < 1
-    out = [np.ldexp(a, -exponent) for a in out]
-    return out, k, p, exponent * math.log(2.0)
+        jittered = [v.add_jitter(a, jitter, rng) for a in conditioned]
+        conditioned, extra = v.condition(jittered)
+        log_scale += extra
+    return conditioned, k, p, log_scale
 
 
-def _method_for(d_total: int, method: str) -> str:
+def _method_for(d_total: int, p: float, method: str) -> str:
+    """"auto": scipy's tree in low dimension for the common norms (p = 1, 2, inf; for other
+    p its p-th powers can underflow), the exact brute-force kernel otherwise."""
     if method != "auto":
         return method
     from .neighbours import TREE_MAX_JOINT_DIM
 
-    return "tree" if d_total <= TREE_MAX_JOINT_DIM else "brute"
+    common = p in (1.0, 2.0) or math.isinf(p)
+    return "tree" if common and d_total <= TREE_MAX_JOINT_DIM else "brute"
 
 
 def knn_entropy(
@@ -105,18 +114,21 @@ def knn_entropy(
     p : float >= 1 or ``inf`` (Chebyshev / max norm); also the strings "inf"/"max".
     correction : "digamma" (default) uses psi(n), Kraskov et al. 2004 eq. 20;
         "log" uses log n, the thesis's Definition 3.1 as written.
-    eps : relative tolerance of thesis section 4.2.1, in [0, 1). The radius enters only
+    eps : relative tolerance of thesis section 4.2.1, in [0, 1e-3]. The radius enters only
         through log r, so eps shifts the entropy by d log(1 + eps) (about d * eps) and
         cancels exactly in :func:`knn_mi`; it is accepted for a uniform interface.
-    method : "auto" (tree for d <= 4, else brute force), "tree" (scipy cKDTree) or "brute"
-        (exact multi-threaded numba loop). All give the same value.
+    method : "auto" (tree for d <= 4 and p in {1, 2, inf}, else brute force), "tree"
+        (scipy cKDTree) or "brute" (exact multi-threaded numba loop). They give the same
+        value (for p far above 100 only "brute" is exact: the tree's p-th powers underflow).
     workers : threads; -1 uses all cores.
     jitter : None (default) or a float > 0. With None, repeated points that put some k-th
         neighbour at distance 0 raise ``ValueError`` (log 0). With a float, every column c
-        gets N(0, (jitter * std_c)^2) noise first (a constant column inside a varying
-        variable takes the mean std of the other columns), drawn from
-        ``numpy.random.default_rng(seed)``. A variable whose rows are all equal raises
-        ``ValueError`` with or without jitter (it has no density).
+        is centred on its median and gets N(0, (jitter * std_c)^2) noise, drawn from
+        ``numpy.random.default_rng(seed)`` (1e-8 is a good value). Each group of repeated
+        points then acts as one atom: x = y taking 5 equiprobable values gives about log 5,
+        the MI of that discrete distribution; continuous data that were merely duplicated
+        should be deduplicated instead. A variable whose rows are all equal, or (kNN) any
+        constant column, raises ``ValueError`` with or without jitter.
     seed : seed of the jitter noise.
 
     Returns
@@ -126,16 +138,18 @@ def knn_entropy(
     Raises
     ------
     ValueError
-        NaN or inf in x; x empty or not 1-D/2-D; n <= k; k < 1; p < 1; unknown
-        correction or method; x constant (all rows equal); repeated points at distance 0
-        without ``jitter``.
+        NaN or inf in x; x empty, masked or not 1-D/2-D; n <= k; k < 1; p < 1; eps outside
+        [0, 1e-3]; unknown correction or method; a negative seed; a constant column;
+        repeated points at distance 0 (without ``jitter``, or with one too small to
+        separate them).
     """
-    (xa,), k, p, log_scale = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed)
+    (xa,), k, p, log_scale = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed,
+                                      no_constant_columns="knn_entropy")
     n, d = xa.shape
-    r = knn_radii(xa, k, p, _method_for(d, method), workers)
+    r = knn_radii(xa, k, p, _method_for(d, p, method), workers)
     zeros = int((r == 0).sum())
     if zeros:
-        raise v.repeated_points_error("knn_entropy", zeros, n, k)
+        raise v.repeated_points_error("knn_entropy", zeros, n, k, jitter)
     return _entropy_from_radii(r * (1.0 + eps), d, k, p, correction) + d * log_scale
 
 
@@ -175,14 +189,15 @@ def knn_mi(
     ValueError
         As :func:`knn_entropy`, and when x and y have different numbers of rows.
     """
-    (xa, ya), k, p, _ = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
+    (xa, ya), k, p, _ = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter,
+                                 seed, no_constant_columns="knn_mi")
     n, dx = xa.shape
     dy = ya.shape[1]
-    rx, ry, rxy = knn_mi_radii(xa, ya, k, p, _method_for(dx + dy, method), workers)
+    rx, ry, rxy = knn_mi_radii(xa, ya, k, p, _method_for(dx + dy, p, method), workers)
     for r, name in ((rx, "knn_mi (x)"), (ry, "knn_mi (y)"), (rxy, "knn_mi (joint)")):
         zeros = int((r == 0).sum())
         if zeros:
-            raise v.repeated_points_error(name, zeros, n, k)
+            raise v.repeated_points_error(name, zeros, n, k, jitter)
     f = 1.0 + eps
     hx = _entropy_from_radii(rx * f, dx, k, p, correction)
     hy = _entropy_from_radii(ry * f, dy, k, p, correction)

@@ -57,11 +57,11 @@ def ksg_mi(
     p : float >= 1 or inf; the marginal norm (default inf, Kraskov's max norm).
     variant : 1 or 2.
     correction : "digamma" (Kraskov's published form, default) or "log" (thesis).
-    eps : relative tolerance (thesis section 4.2.1), in [0, 1): open balls have radius
+    eps : relative tolerance (thesis section 4.2.1), in [0, 1e-3]: open balls have radius
         r (1 - eps), closed balls r (1 + eps), so a neighbour on the boundary is classified
         as intended despite rounding. Relative, hence scale-free; 0 gives exact comparisons.
-    method : "auto" (tree when d_x + d_y <= 4 and the tree supports the metric, else brute
-        force), "tree" (scipy cKDTree; needs p = inf or 1-D x and y) or "brute" (exact
+    method : "auto" (tree when d_x + d_y <= 4, p in {1, 2, inf} and the tree supports the
+        metric, else brute force), "tree" (scipy cKDTree; needs p = inf or 1-D x and y) or "brute" (exact
         multi-threaded numba loop).
     workers : threads; -1 uses all cores.
     jitter, seed : tie breaking, as in :func:`mipipe.estimators.knn_entropy`.
@@ -76,20 +76,24 @@ def ksg_mi(
         NaN/inf, empty, 3-D or mismatched inputs; n <= k; k < 1; p < 1; variant not 1 or 2;
         unknown correction or method; method="tree" with an unsupported metric; x or y
         constant (all rows equal); repeated points that put a k-th joint neighbour at
-        distance 0, or (variant 2) collapse a marginal ball to radius 0 (without ``jitter``).
+        distance 0, or (variant 2) collapse a marginal ball to radius 0 (without ``jitter``);
+        (variant 2) tied k-th and (k+1)-th joint neighbour distances, which make the
+        neighbour set, and so the estimate, depend on row order.
     """
     if variant not in (1, 2) or isinstance(variant, bool):
         raise ValueError(f"variant must be 1 or 2 (Kraskov et al. 2004 eq. 8 or 9), got {variant!r}")
     (xa, ya), k, p, _ = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
     n, dx = xa.shape
     dy = ya.shape[1]
-    chosen = _method_for(dx + dy, method)
+    chosen = _method_for(dx + dy, p, method)
     if method == "auto" and chosen == "tree" and not tree_supports_ksg(dx, dy, p):
         chosen = "brute"
-    r, cx, cy = ksg_counts(xa, ya, k, p, variant, eps, chosen, workers)
+    r, cx, cy, tied = ksg_counts(xa, ya, k, p, variant, eps, chosen, workers)
     zeros = int((r == 0).sum())
     if zeros:
-        raise v.repeated_points_error("ksg_mi", zeros, n, k)
+        raise v.repeated_points_error("ksg_mi", zeros, n, k, jitter)
+    if variant == 2 and tied:
+        raise v.distance_ties_error(tied, n, k)
     if correction == "digamma":
         n_term = float(digamma(n))
         f = digamma

@@ -22,6 +22,7 @@ scale-free too.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numba
 import numpy as np
@@ -63,9 +64,9 @@ def resolve_workers(workers) -> int:
     """Number of threads: ``-1`` or ``None`` means all cores numba may use."""
     if workers is None or workers == -1:
         return numba.config.NUMBA_NUM_THREADS
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ValueError(f"workers must be a positive integer or -1 (all cores), got {workers!r}")
-    return min(workers, numba.config.NUMBA_NUM_THREADS)
+    return min(int(workers), numba.config.NUMBA_NUM_THREADS)
 
 
 # --------------------------------------------------------------------------- numba kernels
@@ -198,7 +199,8 @@ def _knn_mi_radii_brute(xt, yt, k, code, p, bounds, out_x, out_y, out_xy):
 
 
 @njit(parallel=True, cache=True)
-def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out_cx, out_cy):
+def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out_cx, out_cy,
+               out_tie):
     """KSG neighbour statistics in one pass over all pairs.
 
     For each i: the k nearest joint neighbours under max(|dx|_p, |dy|_p) (self excluded).
@@ -206,14 +208,18 @@ def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out
     radius shrunk by f_open); likewise out_cy.
     variant 2: out_cx = #{j != i : |dx| <= r_x,i} with r_x,i the largest x-distance among
     the k joint neighbours (closed ball, radius widened by f_closed); likewise out_cy;
-    out_r = min(r_x,i, r_y,i), zero exactly when repeated values collapse a marginal ball.
+    out_r = min(r_x,i, r_y,i), zero exactly when repeated values collapse a marginal ball;
+    out_tie = 1 where the k-th and (k+1)-th joint distances tie (the neighbour set, and so
+    r_x,i, r_y,i, would depend on row order).
     """
     n = xt.shape[1]
+    # variant 2 keeps one extra neighbour to detect ties at the k-th distance
+    m = k + 1 if variant == 2 else k
     for c in prange(bounds.shape[0] - 1):
         bx = np.empty(n)
         by = np.empty(n)
-        kd = np.empty(k)
-        kidx = np.empty(k, dtype=np.int64)
+        kd = np.empty(m)
+        kidx = np.empty(m, dtype=np.int64)
         for i in range(bounds[c], bounds[c + 1]):
             _pairwise_to_all(xt, i, code, p, bx)
             _pairwise_to_all(yt, i, code, p, by)
@@ -222,9 +228,10 @@ def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out
                 vx = bx[j]
                 vy = by[j]
                 v = vx if vx > vy else vy
-                if v < kd[k - 1] and j != i:
+                if v < kd[m - 1] and j != i:
                     _insert_topk(kd, kidx, v, j)
             r = kd[k - 1]
+            out_tie[i] = 1 if (m > k and kd[k] == r) else 0
             out_r[i] = r
             if variant == 1:
                 tx = r * f_open
@@ -232,8 +239,8 @@ def _ksg_brute(xt, yt, k, code, p, variant, f_open, f_closed, bounds, out_r, out
             else:
                 rx = 0.0
                 ry = 0.0
-                for m in range(k):
-                    j = kidx[m]
+                for q in range(k):
+                    j = kidx[q]
                     if bx[j] > rx:
                         rx = bx[j]
                     if by[j] > ry:
@@ -323,11 +330,12 @@ def knn_mi_radii(x, y, k, p, method="brute", workers=-1):
 def ksg_counts(x, y, k, p, variant, eps, method="brute", workers=-1):
     """Neighbour counts of the KSG estimators (Kraskov et al. 2004, eqs. 8 and 9).
 
-    Returns ``(r, cx, cy)``: for variant 1, r is the (n,) joint k-th neighbour distance
+    Returns ``(r, cx, cy, tied)``: for variant 1, r is the (n,) joint k-th neighbour distance
     under max(|x_i - x_j|_p, |y_i - y_j|_p); for variant 2, r = min(r_x,i, r_y,i) (zero
     flags repeated values in a marginal). For variant 1, cx = n_x,i (strict count within r_i),
     for variant 2, cx = m_x,i (closed count within r_x,i); cy likewise. Counts exclude the
-    point itself.
+    point itself. ``tied`` (variant 2 only, else 0) is the number of points whose k-th and
+    (k+1)-th joint neighbours are equally far.
     """
     nthreads = resolve_workers(workers)
     n = x.shape[0]
@@ -336,6 +344,7 @@ def ksg_counts(x, y, k, p, variant, eps, method="brute", workers=-1):
     r = np.empty(n)
     cx = np.empty(n, dtype=np.int64)
     cy = np.empty(n, dtype=np.int64)
+    tie = np.zeros(n, dtype=np.int64)
     f_open = float(to_power(1.0 - eps, p))
     f_closed = float(to_power(1.0 + eps, p))
     with _threads(nthreads):
@@ -352,8 +361,9 @@ def ksg_counts(x, y, k, p, variant, eps, method="brute", workers=-1):
             r,
             cx,
             cy,
+            tie,
         )
-    return from_power(r, p), cx, cy
+    return from_power(r, p), cx, cy, int(tie.sum())
 
 
 def tree_supports_ksg(dx: int, dy: int, p: float) -> bool:
@@ -371,7 +381,10 @@ def _ksg_counts_tree(x, y, k, p, variant, eps, nthreads):
             f"got p = {p}, d_x = {dx}, d_y = {dy}. Use method='brute' or 'auto'"
         )
     xy = np.hstack([x, y])
-    dist, idx = cKDTree(xy).query(xy, k=k + 1, p=math.inf, workers=nthreads)
+    extra = 1 if (variant == 2 and n > k + 1) else 0
+    dist, idx = cKDTree(xy).query(xy, k=k + 1 + extra, p=math.inf, workers=nthreads)
+    tied = int((dist[:, k + 1] == dist[:, k]).sum()) if extra else 0
+    dist, idx = dist[:, : k + 1], idx[:, : k + 1]
     # Column 0 is the point itself unless it has exact duplicates; dropping the entry equal
     # to i (or the last column when i is not among the k + 1) keeps exactly k neighbours.
     is_self = idx == np.arange(n)[:, None]
@@ -395,16 +408,15 @@ def _ksg_counts_tree(x, y, k, p, variant, eps, nthreads):
         # an open ball of radius 0 holds nothing, not even the point itself
         cx = np.where(r > 0, cx, 0)
         cy = np.where(r > 0, cy, 0)
-    return r, cx, cy
+    return r, cx, cy, tied
 
 
 def _max_dist_to(a, nb_idx, p):
+    """Largest distance from each point to its listed neighbours. The tree path runs only
+    for p = inf or 1-D variables, where the p-norm is the max of |diff| exactly, the same
+    arithmetic as the counts that use it."""
     diff = np.abs(a[nb_idx] - a[:, None, :])  # (n, k, d)
-    if math.isinf(p):
-        d = diff.max(axis=2)
-    else:
-        d = np.power((diff**p).sum(axis=2), 1.0 / p)
-    return d.max(axis=1)
+    return diff.max(axis=2).max(axis=1)
 
 
 def _count_within(a, radius, p, nthreads):
