@@ -330,3 +330,14 @@ def test_analytic_functions_validate():
         random_cholesky_factor(2, 2023)
     assert gaussian_mi(np.eye(4), D=0) == 0.0
     assert gaussian_mi(np.eye(4)) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_huge_beta_has_finite_true_mi_and_huge_n_is_refused():
+    import math
+
+    from mipipe.distributions import draw_sample, gaussian_beta_mi
+
+    assert gaussian_beta_mi(2, 1e200) == pytest.approx(2 * math.log(1e200), rel=1e-12)
+    assert gaussian_beta_mi(2, 3.0) == pytest.approx(math.log(10.0), rel=1e-12)
+    with pytest.raises(ValueError, match="exceed"):
+        draw_sample("linear", 2**63, 2, alpha=0.5)

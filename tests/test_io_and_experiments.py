@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mipipe.config import ConfigError, check_config, validate_schema
+from mipipe.config import ConfigError, check_config, check_keys, validate_schema
 from mipipe.estimators import ksg_mi
 from mipipe.experiments import aggregate, estimator_grid, eps_sensitivity, run_grid
 from mipipe.io import (
@@ -159,14 +159,32 @@ def test_tiny_config_is_valid():
         (lambda c: c["experiments"]["fig_n"].__setitem__("sweep", "k"), "sweep"),
         (lambda c: c["experiments"]["fig_n"]["estimators"]["knn"].__setitem__("p", ["two"]), "p"),
         (lambda c: c["datasets"]["gauss"].__setitem__("n", 0), "n"),
+        (lambda c: c["datasets"]["gauss"].__setitem__("n", 300.0), "gauss/n: must be an integer"),
+        (lambda c: c["datasets"]["lin"].__setitem__("alpha", float("nan")), "alpha"),
+        (lambda c: c["datasets"]["gauss"].__setitem__("beta", float("inf")), "beta: must be a finite"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("p", [float("nan")]), "p"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("eps", [float("nan")]), "eps"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("p", [float("inf"), "inf"]), "twice"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("k", [1, 1]), "non-unique"),
+        (lambda c: c.__setitem__("seeds", [-1]), "seeds"),
+        (lambda c: c["experiments"].__setitem__("eps_sensitivity", c["experiments"]["eps_lin"]), "reserved"),
+        (lambda c: c["experiments"]["fig_n"]["estimators"].__setitem__("mine", {}), r"unknown key 'mine'\. Allowed here: \['knn', 'ksg1', 'ksg2'\]"),
     ],
 )
 def test_config_errors_name_the_key(mutate, match):
     cfg = _tiny()
     mutate(cfg)
     with pytest.raises(ConfigError, match=match):
+        check_keys(cfg)
         validate_schema(cfg)
         check_config(cfg)
+
+
+def test_unknown_key_lists_the_allowed_keys_and_the_closest_match():
+    cfg = _tiny()
+    cfg["experiments"]["fig_n"]["estimators"]["ksg1"]["kk"] = [1]
+    with pytest.raises(ConfigError, match=r"experiments/fig_n/estimators/ksg1/kk.*did you mean 'k'.*Allowed here"):
+        check_keys(cfg)
 
 
 def test_a_raising_estimator_becomes_a_failed_row_and_the_rest_runs(monkeypatch):

@@ -7,6 +7,9 @@ or an impossible value stops the run with a message that names the key.
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +19,9 @@ from .experiments import parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
 FAMILY_PARAMS = {"linear": "alpha", "gaussian_beta": "beta"}
+# Output names the pipeline uses itself; an experiment may not take them.
+RESERVED_EXPERIMENT_NAMES = ("eps_sensitivity", "failures")
+INT_KEYS = ("n", "d", "noise_dims", "cov_seed")
 
 
 class ConfigError(ValueError):
@@ -24,6 +30,38 @@ class ConfigError(ValueError):
 
 def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _resolve(node: dict, schema: dict) -> dict:
+    ref = node.get("$ref")
+    if ref:
+        node = schema
+        for part in ref.lstrip("#/").split("/"):
+            node = node[part]
+    return node
+
+
+def check_keys(config, schema: dict | None = None, path: str = "", node: dict | None = None) -> None:
+    """Reject unknown keys with the allowed ones and the closest match, before the schema
+    validation (whose message for a typo does not list the alternatives)."""
+    schema = schema or load_schema()
+    node = _resolve(node if node is not None else schema, schema)
+    if not isinstance(config, dict) or node.get("type") != "object":
+        return
+    props = node.get("properties", {})
+    extra = node.get("additionalProperties", True)
+    for key, value in config.items():
+        where = f"{path}/{key}" if path else str(key)
+        if key in props:
+            check_keys(value, schema, where, props[key])
+        elif extra is False:
+            close = difflib.get_close_matches(str(key), list(props), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "."
+            raise ConfigError(
+                f"config key {where}: unknown key {key!r}{hint} Allowed here: {sorted(props)}"
+            )
+        elif isinstance(extra, dict):
+            check_keys(value, schema, where, extra)
 
 
 def validate_schema(config: dict) -> None:
@@ -49,6 +87,7 @@ def check_config(config: dict) -> None:
     * each experiment names a defined dataset; its n values do not exceed the dataset's n,
       its D values do not exceed d; k is below the smallest n.
     """
+    _check_numbers(config)
     datasets = config["datasets"]
     for name, ds in datasets.items():
         fam = ds["family"]
@@ -68,6 +107,11 @@ def check_config(config: dict) -> None:
             )
     for name, ex in config["experiments"].items():
         where = f"experiments/{name}"
+        if name in RESERVED_EXPERIMENT_NAMES:
+            raise ConfigError(
+                f"{where}: the name {name!r} is reserved for a table the pipeline writes "
+                f"itself; reserved: {list(RESERVED_EXPERIMENT_NAMES)}"
+            )
         ds_name = ex["dataset"]
         if ds_name not in datasets:
             raise ConfigError(
@@ -89,5 +133,37 @@ def check_config(config: dict) -> None:
                     f"{where}/estimators/{est}/k: k = {max(ks)} must be < the smallest n = "
                     f"{min(n_values)} (the k-th neighbour needs n > k)"
                 )
-            for p in spec.get("p", ex.get("p", [])):
-                parse_p(p)
+            norms = [parse_p(p) for p in spec.get("p", ex.get("p", []))]
+            if len(set(norms)) != len(norms):
+                raise ConfigError(f"{where}/estimators/{est}/p: the same norm is listed twice: {norms}")
+
+
+def _check_numbers(config: dict) -> None:
+    """YAML accepts .nan, .inf and 10000.0 where the schema's "number"/"integer" do too."""
+    for i, seed in enumerate(config["seeds"]):
+        if not _is_int(seed):
+            raise ConfigError(f"seeds/{i}: a seed must be an integer, got {seed!r}")
+    for name, ds in config["datasets"].items():
+        for key in INT_KEYS:
+            if key in ds and not _is_int(ds[key]):
+                raise ConfigError(f"datasets/{name}/{key}: must be an integer, got {ds[key]!r}")
+        for key in ("alpha", "beta"):
+            if key in ds and not math.isfinite(ds[key]):
+                raise ConfigError(f"datasets/{name}/{key}: must be a finite number, got {ds[key]!r}")
+    for name, ex in config["experiments"].items():
+        specs = [("", ex)] + [(f"/estimators/{e}", s or {}) for e, s in ex["estimators"].items()]
+        for sub, spec in specs:
+            for key in ("n", "D", "k"):
+                for v in spec.get(key, []):
+                    if not _is_int(v):
+                        raise ConfigError(f"experiments/{name}{sub}/{key}: {v!r} is not an integer")
+            for v in spec.get("eps", []):
+                if not math.isfinite(v):
+                    raise ConfigError(f"experiments/{name}{sub}/eps: {v!r} is not a finite number")
+            for v in spec.get("p", []):
+                if not isinstance(v, str) and math.isnan(v):
+                    raise ConfigError(f"experiments/{name}{sub}/p: NaN is not a norm (use a number >= 1 or inf)")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)

@@ -80,6 +80,8 @@ __all__ = [
 ]
 
 FAMILIES = ("linear", "gaussian_cholesky", "gaussian_beta")
+# Largest sample (n * 2d float64 values, 16 GB) drawn in one call.
+MAX_VALUES = 2 * 10**9
 """Names accepted by :func:`draw_sample` and :func:`true_mi_profile`."""
 
 THESIS_SEED = 2023
@@ -273,7 +275,10 @@ def gaussian_beta_mi(d: int, beta: float) -> float:
     """
     d = _check_int(d, "d", minimum=0)
     beta = _check_beta(beta)
-    return 0.5 * d * math.log1p(beta * beta)
+    b = abs(beta)
+    if b > 1e150:  # beta**2 would overflow: log(1 + b^2) = 2 log b + log1p(b^-2)
+        return 0.5 * d * (2.0 * math.log(b) + math.log1p((1.0 / b) ** 2))
+    return 0.5 * d * math.log1p(b * b)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -514,6 +519,11 @@ def draw_sample(
     """
     family, d, noise_dims, alpha, beta = _validate(family, d, noise_dims, alpha, beta)
     n = _check_int(n, "n", minimum=1)
+    if n * 2 * d > MAX_VALUES:
+        raise ValueError(
+            f"n * 2d = {n * 2 * d} values exceed the {MAX_VALUES:.0e} this function draws in "
+            f"memory (n = {n}, d = {d}); draw a smaller sample"
+        )
     seed = _check_seed(seed, "seed")
     cov_seed = _check_seed(cov_seed, "cov_seed")
     s = d - noise_dims
