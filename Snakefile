@@ -2,14 +2,22 @@
 # `snakemake --cores N` builds every table and figure; see README.md.
 from snakemake.utils import min_version, validate
 
-from mipipe.config import SCHEMA_PATH, check_config
+from mipipe.config import SCHEMA_PATH, check_config, check_keys
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml is the default run. A config given with --configfile replaces it instead of
+# being merged into it (Snakemake's default merge would keep config.yaml's experiments).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
+check_keys(config)  # unknown keys: name the allowed ones and the closest match
 validate(config, str(SCHEMA_PATH))
 check_config(config)
 
@@ -19,6 +27,14 @@ include: "rules/synthetic.smk"
 
 
 rule all:
+    default_target: True
     input:
         synthetic_targets(),
-    default_target: True
+
+
+# Named target: every synthetic table and figure (today the same as `all`; later parts of
+# the pipeline add their own targets to `all`). Single figures and tables are targets by
+# path, e.g. `snakemake results/figures/figure_3.png`.
+rule synthetic:
+    input:
+        synthetic_targets(),

@@ -1,10 +1,15 @@
 # Helpers that turn the config into target lists and rule parameters.
+import math
+import re
+
 from mipipe.experiments import estimator_grid
 
 RESULTS = "results"
 SEEDS = config["seeds"]
 EXPERIMENTS = config["experiments"]
 DATASETS = config["datasets"]
+# regex of the configured experiment names (a wildcard constraint)
+EXPERIMENT_NAMES = "|".join(re.escape(name) for name in EXPERIMENTS)
 
 
 wildcard_constraints:
@@ -20,8 +25,12 @@ def experiment_dataset(experiment):
 
 def dataset_params(wildcards):
     ds = DATASETS[wildcards.dataset]
-    return {"family": ds["family"], "d": ds["d"], "n": ds["n"],
-            **{k: ds[k] for k in ("alpha", "beta", "noise_dims", "cov_seed") if k in ds}}
+    return {
+        "family": ds["family"],
+        "d": ds["d"],
+        "n": ds["n"],
+        **{k: ds[k] for k in ("alpha", "beta", "noise_dims", "cov_seed") if k in ds},
+    }
 
 
 def estimate_params(wildcards):
@@ -54,13 +63,120 @@ def eps_experiments():
     return [name for name, ex in EXPERIMENTS.items() if ex["sweep"] == "eps"]
 
 
+def all_estimate_files():
+    return [
+        f
+        for name in EXPERIMENTS
+        for f in estimate_files(type("Wildcards", (), {"experiment": name}))
+    ]
+
+
 def synthetic_targets():
+    """Every synthetic table and figure, the failure table, and the failure check (last)."""
+    return (
+        synthetic_outputs()
+        + [f"{RESULTS}/tables/failures.{ext}" for ext in ("parquet", "csv", "md")]
+        + [f"{RESULTS}/checks/synthetic.ok"]
+    )
+
+
+def synthetic_outputs():
     targets = expand(
-        f"{RESULTS}/figures/{{experiment}}.{{ext}}", experiment=list(EXPERIMENTS), ext=["png", "pdf"]
+        f"{RESULTS}/figures/{{experiment}}.{{ext}}",
+        experiment=list(EXPERIMENTS),
+        ext=["png", "pdf"],
     )
     targets += expand(
-        f"{RESULTS}/tables/{{experiment}}.{{ext}}", experiment=list(EXPERIMENTS), ext=["parquet", "csv", "md"]
+        f"{RESULTS}/tables/{{experiment}}.{{ext}}",
+        experiment=list(EXPERIMENTS),
+        ext=["parquet", "csv", "md"],
     )
     if eps_experiments():
-        targets += expand(f"{RESULTS}/tables/eps_sensitivity.{{ext}}", ext=["parquet", "csv", "md"])
+        targets += expand(
+            f"{RESULTS}/tables/eps_sensitivity.{{ext}}", ext=["parquet", "csv", "md"]
+        )
     return targets
+
+
+# ---------------------------------------------------------------------------------------
+# Benchmarks and resources
+
+BENCHMARKS = f"{RESULTS}/benchmarks"
+
+
+def estimate_runtime(wildcards, threads, attempt):
+    """Minutes for one estimate job, from its grid; doubled on each retry (--retries).
+
+    Measured (results/benchmarks/estimate, 2 threads): 2-8 s per job for the default config
+    (15 estimates, n <= 10^4, D = 10) and 5-38 s for configs/paper.yaml (up to 50 estimates;
+    22 s with a cold numba cache); one estimate at n = 10^4, D = 10 takes 0.4-1.3 s, and the
+    brute-force search grows as n^2 D. Budget: 30 s start-up + 2 s per estimate at
+    n = 10^4, D = 10, scaled by (n / 10^4)^2 (D / 10) (2 / threads), times 2, at least 10 min.
+    """
+    run = estimate_params(wildcards)
+    grid_points = 1
+    for values in run["grid"].values():
+        grid_points *= len(values)
+    seconds = 30.0
+    for n in run["n"]:
+        for D in run["D"]:
+            seconds += (
+                grid_points * 2.0 * (n / 1e4) ** 2 * (D / 10) * 2 / max(threads, 1)
+            )
+    return attempt * max(10, math.ceil(2 * seconds / 60))
+
+
+# ---------------------------------------------------------------------------------------
+# Report (snakemake --report): labels shown next to each figure and table. They are
+# evaluated only when the report is built, never when jobs run.
+
+SWEEP_NAMES = {"n": "sample size n", "D": "dimension D", "eps": "tolerance eps"}
+
+
+def sweep_name(wildcards):
+    return SWEEP_NAMES[EXPERIMENTS[wildcards.experiment]["sweep"]]
+
+
+def true_mi_label(table):
+    """The analytic MI recorded in a result table, e.g. '7.7936', '0.6931 to 3.4657 (D = 1..5)'."""
+    import pandas as pd
+
+    df = pd.read_parquet(table, columns=["dataset", "D", "true_mi_nats"])
+    parts = []
+    for name, grp in df.groupby("dataset", sort=True):
+        by_d = grp.groupby("D")["true_mi_nats"].first().sort_index()
+        if len(by_d) == 1:
+            text = f"{by_d.iloc[0]:.4f}"
+        else:
+            text = (
+                f"{by_d.min():.4f} to {by_d.max():.4f} "
+                f"(D = {by_d.index.min()}..{by_d.index.max()})"
+            )
+        parts.append(text if df["dataset"].nunique() == 1 else f"{text} ({name})")
+    return "; ".join(parts)
+
+
+def experiment_labels(fmt, table):
+    """Report labels of one experiment's figure or table; `table` names its parquet file."""
+
+    def labels(wildcards, input, output):
+        return {
+            "experiment": wildcards.experiment,
+            "dataset": EXPERIMENTS[wildcards.experiment]["dataset"],
+            "true MI (nats)": true_mi_label(
+                input[0] if table == "input" else output.parquet
+            ),
+            "format": fmt,
+        }
+
+    return labels
+
+
+def eps_table_labels(wildcards, output):
+    names = eps_experiments()
+    return {
+        "experiment": "eps_sensitivity",
+        "dataset": ", ".join(dict.fromkeys(EXPERIMENTS[e]["dataset"] for e in names)),
+        "true MI (nats)": true_mi_label(output.parquet),
+        "format": "CSV",
+    }

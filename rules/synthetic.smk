@@ -1,15 +1,27 @@
 # Synthetic benchmark: samples with known MI -> estimates -> tables -> figures.
+#
+# Resources (threads, mem_mb, runtime in minutes) are sized from the benchmark files that
+# every job writes to results/benchmarks/ (seconds, max_rss), measured on the default config
+# and configs/paper.yaml, with margins of 2.5x or more (README.md, "Resources").
+# Site-specific settings (partitions, accounts) belong in a profile, not here.
 
 
 rule sample:
     output:
         f"{RESULTS}/samples/{{dataset}}/seed{{seed}}.parquet",
-    params:
-        dataset=dataset_params,
     log:
         f"{RESULTS}/logs/sample/{{dataset}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sample/{{dataset}}/seed{{seed}}.tsv"
     conda:
         "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        # measured: 10-16 s, max_rss 640-780 MB (importing PyTorch dominates)
+        mem_mb=2000,
+        runtime=10,
+    params:
+        dataset=dataset_params,
     script:
         "../scripts/sample.py"
 
@@ -19,14 +31,20 @@ rule estimate:
         sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
     output:
         f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: config.get("threads", 2)
+    resources:
+        # measured: 2-38 s, max_rss 316-356 MB (default and paper configs, n <= 10^4)
+        mem_mb=1000,
+        runtime=estimate_runtime,
     params:
         run=estimate_params,
         estimator=lambda wc: wc.estimator,
-    threads: config.get("threads", 2)
-    log:
-        f"{RESULTS}/logs/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.log",
-    conda:
-        "../envs/mipipe.yaml"
     script:
         "../scripts/estimate.py"
 
@@ -36,12 +54,28 @@ rule aggregate:
         estimate_files,
     output:
         parquet=f"{RESULTS}/tables/{{experiment}}.parquet",
-        csv=f"{RESULTS}/tables/{{experiment}}.csv",
+        csv=report(
+            f"{RESULTS}/tables/{{experiment}}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory=sweep_name,
+            labels=experiment_labels("CSV", table="output"),
+        ),
         md=f"{RESULTS}/tables/{{experiment}}.md",
     log:
         f"{RESULTS}/logs/aggregate/{{experiment}}.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate/{{experiment}}.tsv"
+    # only configured experiments: tables/eps_sensitivity.* is eps_table's
+    wildcard_constraints:
+        experiment=EXPERIMENT_NAMES,
     conda:
         "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        # measured: 1-4 s, max_rss 285-288 MB
+        mem_mb=1000,
+        runtime=5,
     script:
         "../scripts/aggregate.py"
 
@@ -50,15 +84,34 @@ rule figure:
     input:
         f"{RESULTS}/tables/{{experiment}}.parquet",
     output:
-        png=f"{RESULTS}/figures/{{experiment}}.png",
-        pdf=f"{RESULTS}/figures/{{experiment}}.pdf",
+        png=report(
+            f"{RESULTS}/figures/{{experiment}}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory=sweep_name,
+            labels=experiment_labels("PNG", table="input"),
+        ),
+        pdf=report(
+            f"{RESULTS}/figures/{{experiment}}.pdf",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory=sweep_name,
+            labels=experiment_labels("PDF", table="input"),
+        ),
+    log:
+        f"{RESULTS}/logs/figure/{{experiment}}.log",
+    benchmark:
+        f"{BENCHMARKS}/figure/{{experiment}}.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        # measured: 4-8 s, max_rss 336-338 MB
+        mem_mb=1000,
+        runtime=5,
     params:
         sweep=lambda wc: EXPERIMENTS[wc.experiment]["sweep"],
         title=lambda wc: EXPERIMENTS[wc.experiment].get("title", wc.experiment),
-    log:
-        f"{RESULTS}/logs/figure/{{experiment}}.log",
-    conda:
-        "../envs/mipipe.yaml"
     script:
         "../scripts/figure.py"
 
@@ -68,11 +121,67 @@ rule eps_table:
         expand(f"{RESULTS}/tables/{{experiment}}.parquet", experiment=eps_experiments()),
     output:
         parquet=f"{RESULTS}/tables/eps_sensitivity.parquet",
-        csv=f"{RESULTS}/tables/eps_sensitivity.csv",
+        csv=report(
+            f"{RESULTS}/tables/eps_sensitivity.csv",
+            caption="../report/eps_table.rst",
+            category="Tables",
+            subcategory=SWEEP_NAMES["eps"],
+            labels=eps_table_labels,
+        ),
         md=f"{RESULTS}/tables/eps_sensitivity.md",
     log:
         f"{RESULTS}/logs/eps_table.log",
+    benchmark:
+        f"{BENCHMARKS}/eps_table.tsv"
     conda:
         "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        # measured: 3 s, max_rss 285 MB
+        mem_mb=1000,
+        runtime=5,
     script:
         "../scripts/eps_table.py"
+
+
+rule failures:
+    input:
+        all_estimate_files(),
+    output:
+        parquet=f"{RESULTS}/tables/failures.parquet",
+        csv=f"{RESULTS}/tables/failures.csv",
+        md=f"{RESULTS}/tables/failures.md",
+    log:
+        f"{RESULTS}/logs/failures.log",
+    benchmark:
+        f"{BENCHMARKS}/failures.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/failures.py"
+
+
+# Runs last: fails the run (after every table and figure is written) when an estimate
+# failed, unless the config sets allow_failures: true.
+rule check_failures:
+    input:
+        failures=f"{RESULTS}/tables/failures.parquet",
+        outputs=synthetic_outputs(),
+    output:
+        f"{RESULTS}/checks/synthetic.ok",
+    log:
+        f"{RESULTS}/logs/check_failures.log",
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        allow_failures=config.get("allow_failures", False),
+    script:
+        "../scripts/check_failures.py"

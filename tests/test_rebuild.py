@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import TINY, edited_config, snakemake
+from conftest import REPO, TINY, edited_config, snakemake
 
 pytestmark = pytest.mark.pipeline
 
@@ -75,5 +75,13 @@ def test_editing_a_dataset_reruns_everything_downstream_of_it(tiny_run, tmp_path
 
 
 def test_forcerun_one_target(tiny_run):
-    outs = scheduled_outputs(tiny_run, TINY, "--forcerun", "figure", "results/figures/fig_k.png")
+    outs = scheduled_outputs(tiny_run, TINY, "--forcerun", "figure", "--", "results/figures/fig_k.png")
     assert outs == {"results/figures/fig_k.png", "results/figures/fig_k.pdf"}
+
+
+def test_a_configfile_replaces_the_default_config(tmp_path):
+    """`--configfile` replaces config.yaml instead of being merged into it."""
+    (tmp_path / "config.yaml").write_text((REPO / "config.yaml").read_text())
+    outs = scheduled_outputs(tmp_path, TINY)
+    assert "results/figures/fig_n.png" in outs
+    assert not any("figure_2" in f or "gaussian_d10" in f for f in outs)

@@ -20,7 +20,7 @@ from .experiments import parse_p
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
 FAMILY_PARAMS = {"linear": "alpha", "gaussian_beta": "beta"}
 # Output names the pipeline uses itself; an experiment may not take them.
-RESERVED_EXPERIMENT_NAMES = ("eps_sensitivity", "failures")
+RESERVED_EXPERIMENT_NAMES = ("eps_sensitivity", "failures")  # tables/<name>.* of the pipeline
 INT_KEYS = ("n", "d", "noise_dims", "cov_seed")
 
 

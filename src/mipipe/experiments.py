@@ -214,6 +214,26 @@ def failures(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] != "ok"].reset_index(drop=True)
 
 
+class EstimatesFailed(RuntimeError):
+    """Some estimates of the benchmark failed and the config does not allow failures."""
+
+
+def check_failures(failed: pd.DataFrame, allow_failures: bool) -> str:
+    """Summarise the failure table; raise :class:`EstimatesFailed` if it is not empty and
+    failures are not allowed. Returns the summary line otherwise."""
+    if failed.empty:
+        return "no estimate failed"
+    cols = ["experiment", "estimator", "seed", "n", "D", "k", "p", "error"]
+    listing = failed[cols].head(10).to_string(index=False)
+    summary = (
+        f"{len(failed)} estimate(s) failed (all are listed in results/tables/failures.csv; "
+        f"every other estimate, table and figure was written):\n{listing}"
+    )
+    if not allow_failures:
+        raise EstimatesFailed(summary + "\nSet allow_failures: true in the config to accept them.")
+    return summary + "\n(allowed by allow_failures: true)"
+
+
 def eps_sensitivity(agg: pd.DataFrame) -> pd.DataFrame:
     """For eps sweeps: the spread of each estimator's mean estimate across eps values.
 
