@@ -31,6 +31,11 @@ def atomic_path(path, suffix: str | None = None):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a writer killed before its rename (SIGKILL, power loss) leaves its temporary file
+    # behind; it was never renamed, so nothing trusts it: clear it before writing anew
+    for stale in path.parent.glob(f".{path.name}.*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
         dir=path.parent,
