@@ -75,3 +75,20 @@ def test_killed_run_resumes_to_the_same_artifacts(tiny_run, tmp_path):
     assert_same_artifacts(tiny_run, tmp_path)
     leftovers = [p for p in (tmp_path / "results").rglob(".*") if p.is_file()]
     assert leftovers == []
+
+
+def test_a_corrupt_cached_sample_fails_with_its_path_in_the_error(tiny_run, tmp_path):
+    """A truncated Parquet artifact (disk full, copied half-way) is reported by name."""
+    import shutil
+
+    work = tmp_path / "copy"
+    shutil.copytree(tiny_run, work, ignore=shutil.ignore_patterns(".snakemake"))
+    sample = work / "results" / "samples" / "gauss" / "seed1.parquet"
+    sample.write_bytes(sample.read_bytes()[:100])
+    out = snakemake(work, "--forcerun", "estimate", "--",
+                    "results/estimates/fig_n/ksg1/seed1.parquet", check=False)
+    assert out.returncode != 0
+    log = (work / "results" / "logs" / "estimate" / "fig_n" / "ksg1" / "seed1.log").read_text()
+    assert "results/samples/gauss/seed1.parquet: not a readable Parquet file" in log
+    assert "Delete it and rerun" in log
+    assert not (work / "results" / "estimates" / "fig_n" / "ksg1" / "seed1.parquet").exists()
