@@ -25,6 +25,12 @@ def scheduled_outputs(workdir, configfile=TINY, *args):
     return files
 
 
+# every estimate feeds the failure table, and every output the final check
+FAILURE_CHECK = [f"results/tables/failures.{ext}" for ext in ("parquet", "csv", "md")] + [
+    "results/checks/synthetic.ok"
+]
+
+
 def test_no_edit_schedules_nothing(tiny_run):
     assert scheduled_outputs(tiny_run) == set()
 
@@ -39,6 +45,7 @@ def test_editing_one_estimators_grid_reruns_only_its_jobs(tiny_run, tmp_path):
         "results/tables/fig_n.md",
         "results/figures/fig_n.png",
         "results/figures/fig_n.pdf",
+        *FAILURE_CHECK,
     }
 
 
@@ -55,6 +62,7 @@ def test_editing_eps_list_reruns_the_eps_table_too(tiny_run, tmp_path):
         "results/tables/eps_sensitivity.parquet",
         "results/tables/eps_sensitivity.csv",
         "results/tables/eps_sensitivity.md",
+        *FAILURE_CHECK,
     }
 
 
@@ -63,6 +71,7 @@ def test_editing_a_title_redraws_only_that_figure(tiny_run, tmp_path):
     assert scheduled_outputs(tiny_run, cfg) == {
         "results/figures/fig_k.png",
         "results/figures/fig_k.pdf",
+        "results/checks/synthetic.ok",
     }
 
 

@@ -71,7 +71,7 @@ def validate_schema(config: dict) -> None:
     """
     import jsonschema
 
-    validator = jsonschema.Draft7Validator(load_schema())
+    validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]

@@ -80,9 +80,19 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                         color="red", markersize=9, markeredgewidth=2,
                         transform=ax.get_xaxis_transform(), clip_on=False)
         truth = sub.groupby(sweep)["true_mi_nats"].mean().sort_index()
+        if sweep == "eps":
+            # eps barely moves the estimates: zoom on them so a change would show
+            lo = np.nanmin(sub[["estimate_min_nats", "estimate_mean_nats"]].to_numpy())
+            hi = np.nanmax(sub[["estimate_max_nats", "estimate_mean_nats"]].to_numpy())
+            if np.isfinite(lo) and np.isfinite(hi):
+                pad = max(0.05, 0.1 * (hi - lo))
+                ax.set_ylim(lo - pad, hi + pad)
         if truth.nunique() == 1:
-            ax.axhline(truth.iloc[0], color="black", linestyle="--", linewidth=1.5,
-                       label=f"true MI = {truth.iloc[0]:.3f}")
+            value = truth.iloc[0]
+            ymin, ymax = ax.get_ylim()
+            off = sweep == "eps" and not ymin <= value <= ymax
+            ax.axhline(value, color="black", linestyle="--", linewidth=1.5,
+                       label=f"true MI = {value:.3f}" + (" (off this zoomed scale)" if off else ""))
         else:
             ax.plot(truth.index.to_numpy(dtype=float), truth.to_numpy(), color="black",
                     linestyle="--", linewidth=1.5, label="true MI")
