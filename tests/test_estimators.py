@@ -191,12 +191,22 @@ def test_log_unit_ball_volume(d, p, expected):
     assert log_unit_ball_volume(d, p) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize("eps", EPSS, ids=["eps0", "eps1e-10"])
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("correction", CORRECTIONS)
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("p", PS, ids=PS_IDS)
-@pytest.mark.parametrize("shape", ["2x3", "1x1"])
+def reference_grid(test):
+    """Every (shape, p, k, correction, method, eps) of the comparison with the references."""
+    marks = [
+        pytest.mark.parametrize("eps", EPSS, ids=["eps0", "eps1e-10"]),
+        pytest.mark.parametrize("method", METHODS),
+        pytest.mark.parametrize("correction", CORRECTIONS),
+        pytest.mark.parametrize("k", [1, 3]),
+        pytest.mark.parametrize("p", PS, ids=PS_IDS),
+        pytest.mark.parametrize("shape", ["2x3", "1x1"]),
+    ]
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+@reference_grid
 def test_knn_entropy_matches_reference(shape, p, k, correction, method, eps):
     x, y = ref_data(shape)
     for a in (x, y):
@@ -204,12 +214,7 @@ def test_knn_entropy_matches_reference(shape, p, k, correction, method, eps):
         assert got == pytest.approx(ref_entropy(a, k, p, correction, eps), abs=1e-9, rel=0)
 
 
-@pytest.mark.parametrize("eps", EPSS, ids=["eps0", "eps1e-10"])
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("correction", CORRECTIONS)
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("p", PS, ids=PS_IDS)
-@pytest.mark.parametrize("shape", ["2x3", "1x1"])
+@reference_grid
 def test_knn_mi_matches_reference(shape, p, k, correction, method, eps):
     x, y = ref_data(shape)
     got = knn_mi(x, y, k=k, p=p, correction=correction, eps=eps, method=method)

@@ -106,12 +106,7 @@ def _check_int(value, name: str, *, minimum: int | None = None, maximum: int | N
 
 
 def _check_seed(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    value = int(value)
-    if not 0 <= value < _MAX_SEED:
-        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
-    return value
+    return _check_int(value, name, minimum=0, maximum=_MAX_SEED - 1)
 
 
 def _check_real(value, name: str) -> float:
