@@ -50,13 +50,17 @@ def estimate_params(wildcards):
     }
 
 
-def estimate_files(wildcards):
-    ex = EXPERIMENTS[wildcards.experiment]
+def experiment_estimate_files(experiment):
+    ex = EXPERIMENTS[experiment]
     return expand(
-        f"{RESULTS}/estimates/{wildcards.experiment}/{{estimator}}/seed{{seed}}.parquet",
+        f"{RESULTS}/estimates/{experiment}/{{estimator}}/seed{{seed}}.parquet",
         estimator=list(ex["estimators"]),
         seed=SEEDS,
     )
+
+
+def estimate_files(wildcards):
+    return experiment_estimate_files(wildcards.experiment)
 
 
 def eps_experiments():
@@ -64,11 +68,7 @@ def eps_experiments():
 
 
 def all_estimate_files():
-    return [
-        f
-        for name in EXPERIMENTS
-        for f in estimate_files(type("Wildcards", (), {"experiment": name}))
-    ]
+    return [f for name in EXPERIMENTS for f in experiment_estimate_files(name)]
 
 
 def synthetic_targets():
