@@ -365,6 +365,11 @@ def paired_worker(spec: dict) -> dict:
     return {**spec, "best": [min(t) for t in times], "reps": len(times[0])}
 
 
+def _spec_key(spec: dict) -> str:
+    keys = ("impl", "est", "method", "n", "d", "k", "seed", "pair")
+    return json.dumps({k: spec.get(k) for k in keys}, sort_keys=True)
+
+
 def run_measurement(spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
     t0 = time.perf_counter()
@@ -429,7 +434,9 @@ def main(argv=None):
     ap.add_argument("--no-audit", action="store_true", help="skip the tree-vs-brute dimension sweep")
     ap.add_argument("--audit-d", type=int, nargs="+", default=[2, 3, 4, 6],
                     help="extra dimensions per variable for the auto-threshold audit")
-    ap.add_argument("--json", help="write all raw measurements to this file")
+    ap.add_argument("--json", help="write all raw measurements to this file (after each one)")
+    ap.add_argument("--reuse", help="take measurements from this --json file of an earlier (e.g. "
+                    "killed) run instead of repeating them, where the estimator sources are the same")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -476,14 +483,36 @@ def main(argv=None):
     results = []
     t_start = time.perf_counter()
 
+    sha = fingerprint.split("sha256 ")[-1]
+    reuse = {}
+    if args.reuse:
+        with open(args.reuse) as f:
+            for r in json.load(f):
+                if r.get("sha") == sha and "error" not in r:
+                    reuse[_spec_key(r)] = r
+        print(f"# reusing up to {len(reuse)} measurements of the same estimator sources from {args.reuse}")
+
+    def get(spec):
+        key = _spec_key(spec)
+        old = reuse.get(key)
+        if old is not None and ("timeout" not in old or old["timeout"] >= args.timeout):
+            r, tag = old, " (reused)"
+        else:
+            r, tag = run_measurement(spec, args.timeout), ""
+            r["sha"] = sha
+        results.append(r)
+        if args.json:  # written after every measurement, so a killed run can be resumed
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return r, tag
+
     def measure(impl, est, method, n, d):
         spec = dict(impl=impl, est=est, method=method, n=n, d=d, k=args.k, seed=args.seed,
                     slow=args.slow, budget=args.budget, max_reps=args.max_reps)
-        r = run_measurement(spec, args.timeout)
-        results.append(r)
-        extra = ""
+        r, tag = get(spec)
+        extra = tag
         if "error" in r:
-            extra = f"  ERROR {r['error']}"
+            extra += f"  ERROR {r['error']}"
         print(f"  .. {EST_LABEL[est]:17s} n={n:<6d} d={d:<2d} {impl:7s} {method:5s} "
               f"{fmt_t(r):>9s} s{extra}   [{time.perf_counter() - t_start:.0f}s elapsed, "
               f"load {os.getloadavg()[0]:.2f}]",
@@ -526,8 +555,7 @@ def main(argv=None):
             for n in ns:
                 spec = dict(pair=[["mipipe", "auto"], ["ckdtree", "-"]], est=est, n=n, d=1, k=args.k,
                             seed=args.seed, budget=max(args.budget, 2.0), max_reps=args.max_reps)
-                r = run_measurement(spec, args.timeout)
-                results.append(r)
+                r, _ = get(spec)
                 paired[(est, n)] = r
 
     # ------------------------------------------------------------------ report
@@ -669,9 +697,6 @@ def main(argv=None):
               "rows measured before and after the change are not comparable -- rerun")
     print(f"\n# total wall time {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()}")
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
     return 0
 
 
