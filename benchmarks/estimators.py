@@ -145,7 +145,11 @@ def matrix_knn(x, y, k):
     dy = cdist(y, y)
     dxy = np.hypot(dx, dy)
     out = 0.0
-    for dm, d, sign in ((dx, x.shape[1], 1), (dy, y.shape[1], 1), (dxy, x.shape[1] + y.shape[1], -1)):
+    for dm, d, sign in (
+        (dx, x.shape[1], 1),
+        (dy, y.shape[1], 1),
+        (dxy, x.shape[1] + y.shape[1], -1),
+    ):
         np.fill_diagonal(dm, np.inf)
         dm.partition(k - 1, axis=1)  # in place
         r = dm[:, k - 1]
@@ -261,10 +265,20 @@ def library_fingerprint() -> str:
             with open(os.path.join(folder, name), "rb") as f:
                 h.update(name.encode() + f.read())
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "."], cwd=folder,
-                               capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            check=False,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "."],
+            check=False,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
     except OSError:
         commit, dirty = "?", ""
     return f"commit {commit or '?'}{' + uncommitted edits' if dirty else ''}, estimators sha256 {h.hexdigest()[:12]}"
@@ -374,7 +388,7 @@ def run_measurement(spec: dict, timeout: float) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {**spec, "timeout": timeout, "wall": time.perf_counter() - t0}
     if proc.returncode != 0:
@@ -427,16 +441,33 @@ def main(argv=None):
     ap.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
     ap.add_argument("--k", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=150.0, help="kill one measurement after this many s")
+    ap.add_argument(
+        "--timeout", type=float, default=150.0, help="kill one measurement after this many s"
+    )
     ap.add_argument("--slow", type=float, default=5.0, help="a call slower than this is run once")
-    ap.add_argument("--budget", type=float, default=3.0, help="repeat (3..max-reps times) while under this many s")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=3.0,
+        help="repeat (3..max-reps times) while under this many s",
+    )
     ap.add_argument("--max-reps", type=int, default=200, help="at most this many repeats")
-    ap.add_argument("--no-audit", action="store_true", help="skip the tree-vs-brute dimension sweep")
-    ap.add_argument("--audit-d", type=int, nargs="+", default=[2, 3, 4, 6],
-                    help="extra dimensions per variable for the auto-threshold audit")
+    ap.add_argument(
+        "--no-audit", action="store_true", help="skip the tree-vs-brute dimension sweep"
+    )
+    ap.add_argument(
+        "--audit-d",
+        type=int,
+        nargs="+",
+        default=[2, 3, 4, 6],
+        help="extra dimensions per variable for the auto-threshold audit",
+    )
     ap.add_argument("--json", help="write all raw measurements to this file (after each one)")
-    ap.add_argument("--reuse", help="take measurements from this --json file of an earlier (e.g. "
-                    "killed) run instead of repeating them, where the estimator sources are the same")
+    ap.add_argument(
+        "--reuse",
+        help="take measurements from this --json file of an earlier (e.g. "
+        "killed) run instead of repeating them, where the estimator sources are the same",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -462,22 +493,38 @@ def main(argv=None):
     from mipipe.estimators.neighbours import TREE_MAX_JOINT_DIM
 
     print("# mipipe estimator benchmark")
-    print(f"# python {sys.version.split()[0]}  numpy {np.__version__}  scipy {scipy.__version__}  "
-          f"numba {numba.__version__}")
-    print(f"# cores: os.cpu_count()={os.cpu_count()}  affinity={len(os.sched_getaffinity(0))}  "
-          f"numba threads={numba.config.NUMBA_NUM_THREADS}  cKDTree workers=-1")
-    print(f"# k={args.k}  rho={RHO}  eps={EPS}  seed={args.seed}  TREE_MAX_JOINT_DIM={TREE_MAX_JOINT_DIM}")
-    print(f"# timing: best of repeats (>=3 unless a call > {args.slow}s; up to {args.max_reps} while total < "
-          f"{args.budget}s) after a warm-up call on {WARMUP_ROWS} rows (JIT); one fresh subprocess per row")
-    print("# memory: peakRSS = VmHWM of that subprocess during the timed calls (reset via "
-          "/proc/self/clear_refs; includes interpreter+libs+data); dRSS = peakRSS - RSS before the calls;")
-    print("#         tracemalloc = Python/numpy peak in one untimed extra call (blind to numba/cKDTree C memory)")
+    print(
+        f"# python {sys.version.split()[0]}  numpy {np.__version__}  scipy {scipy.__version__}  "
+        f"numba {numba.__version__}"
+    )
+    print(
+        f"# cores: os.cpu_count()={os.cpu_count()}  affinity={len(os.sched_getaffinity(0))}  "
+        f"numba threads={numba.config.NUMBA_NUM_THREADS}  cKDTree workers=-1"
+    )
+    print(
+        f"# k={args.k}  rho={RHO}  eps={EPS}  seed={args.seed}  TREE_MAX_JOINT_DIM={TREE_MAX_JOINT_DIM}"
+    )
+    print(
+        f"# timing: best of repeats (>=3 unless a call > {args.slow}s; up to {args.max_reps} while total < "
+        f"{args.budget}s) after a warm-up call on {WARMUP_ROWS} rows (JIT); one fresh subprocess per row"
+    )
+    print(
+        "# memory: peakRSS = VmHWM of that subprocess during the timed calls (reset via "
+        "/proc/self/clear_refs; includes interpreter+libs+data); dRSS = peakRSS - RSS before the calls;"
+    )
+    print(
+        "#         tracemalloc = Python/numpy peak in one untimed extra call (blind to numba/cKDTree C memory)"
+    )
     fingerprint = library_fingerprint()
     print(f"# mipipe: {fingerprint}")
-    print(f"# load average at start: {os.getloadavg()}  (other processes on the machine distort timings)")
-    print(f"# per-measurement timeout {args.timeout:.0f}s; numpy n x n baseline only where "
-          f"{MATRIX_COPIES} n x n float64 matrices fit in half of MemAvailable "
-          f"({mem_available() / 2**30:.1f} GiB now)")
+    print(
+        f"# load average at start: {os.getloadavg()}  (other processes on the machine distort timings)"
+    )
+    print(
+        f"# per-measurement timeout {args.timeout:.0f}s; numpy n x n baseline only where "
+        f"{MATRIX_COPIES} n x n float64 matrices fit in half of MemAvailable "
+        f"({mem_available() / 2**30:.1f} GiB now)"
+    )
     print(flush=True)
 
     results = []
@@ -490,7 +537,9 @@ def main(argv=None):
             for r in json.load(f):
                 if r.get("sha") == sha and "error" not in r:
                     reuse[_spec_key(r)] = r
-        print(f"# reusing up to {len(reuse)} measurements of the same estimator sources from {args.reuse}")
+        print(
+            f"# reusing up to {len(reuse)} measurements of the same estimator sources from {args.reuse}"
+        )
 
     def get(spec):
         key = _spec_key(spec)
@@ -507,16 +556,28 @@ def main(argv=None):
         return r, tag
 
     def measure(impl, est, method, n, d):
-        spec = dict(impl=impl, est=est, method=method, n=n, d=d, k=args.k, seed=args.seed,
-                    slow=args.slow, budget=args.budget, max_reps=args.max_reps)
+        spec = {
+            "impl": impl,
+            "est": est,
+            "method": method,
+            "n": n,
+            "d": d,
+            "k": args.k,
+            "seed": args.seed,
+            "slow": args.slow,
+            "budget": args.budget,
+            "max_reps": args.max_reps,
+        }
         r, tag = get(spec)
         extra = tag
         if "error" in r:
             extra += f"  ERROR {r['error']}"
-        print(f"  .. {EST_LABEL[est]:17s} n={n:<6d} d={d:<2d} {impl:7s} {method:5s} "
-              f"{fmt_t(r):>9s} s{extra}   [{time.perf_counter() - t_start:.0f}s elapsed, "
-              f"load {os.getloadavg()[0]:.2f}]",
-              flush=True)
+        print(
+            f"  .. {EST_LABEL[est]:17s} n={n:<6d} d={d:<2d} {impl:7s} {method:5s} "
+            f"{fmt_t(r):>9s} s{extra}   [{time.perf_counter() - t_start:.0f}s elapsed, "
+            f"load {os.getloadavg()[0]:.2f}]",
+            flush=True,
+        )
         return r
 
     grid = {}
@@ -534,8 +595,11 @@ def main(argv=None):
                     cell["numpy"] = measure("numpy", est, "-", n, d)
                 else:
                     cell["numpy"] = None
-                    print(f"  .. numpy n x n skipped at n={n}: needs ~{matrix_bytes(n) / 2**30:.0f} GiB "
-                          f"({n}x{n} float64 = {n * n * 8 / 2**30:.1f} GiB each)", flush=True)
+                    print(
+                        f"  .. numpy n x n skipped at n={n}: needs ~{matrix_bytes(n) / 2**30:.0f} GiB "
+                        f"({n}x{n} float64 = {n * n * 8 / 2**30:.1f} GiB each)",
+                        flush=True,
+                    )
                 cell["auto_is"] = auto_resolves_to(est, d, d)
                 grid[(est, n, d)] = cell
 
@@ -550,23 +614,38 @@ def main(argv=None):
 
     paired = {}
     if 1 in ds:
-        print("  .. d=1+1 targets: mipipe auto vs textbook cKDTree, interleaved in one process", flush=True)
+        print(
+            "  .. d=1+1 targets: mipipe auto vs textbook cKDTree, interleaved in one process",
+            flush=True,
+        )
         for est in args.estimators:
             for n in ns:
-                spec = dict(pair=[["mipipe", "auto"], ["ckdtree", "-"]], est=est, n=n, d=1, k=args.k,
-                            seed=args.seed, budget=max(args.budget, 2.0), max_reps=args.max_reps)
+                spec = {
+                    "pair": [["mipipe", "auto"], ["ckdtree", "-"]],
+                    "est": est,
+                    "n": n,
+                    "d": 1,
+                    "k": args.k,
+                    "seed": args.seed,
+                    "budget": max(args.budget, 2.0),
+                    "max_reps": args.max_reps,
+                }
                 r, _ = get(spec)
                 paired[(est, n)] = r
 
     # ------------------------------------------------------------------ report
     print()
     print("=" * 130)
-    print("RESULTS  (seconds = best of repeats; speed-up = baseline_seconds / this_seconds; "
-          "memory in MiB)")
+    print(
+        "RESULTS  (seconds = best of repeats; speed-up = baseline_seconds / this_seconds; "
+        "memory in MiB)"
+    )
     print("=" * 130)
-    hdr = (f"{'estimator':17s} {'n':>7s} {'d':>5s} {'impl':16s} {'seconds':>9s} {'reps':>4s} "
-           f"{'cpu s':>8s} {'MI (nats)':>10s} {'peakRSS':>8s} {'dRSS':>7s} {'tracem':>7s} "
-           f"{'vs cKDTree':>10s} {'vs numpy':>9s}")
+    hdr = (
+        f"{'estimator':17s} {'n':>7s} {'d':>5s} {'impl':16s} {'seconds':>9s} {'reps':>4s} "
+        f"{'cpu s':>8s} {'MI (nats)':>10s} {'peakRSS':>8s} {'dRSS':>7s} {'tracem':>7s} "
+        f"{'vs cKDTree':>10s} {'vs numpy':>9s}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for (est, n, d), cell in grid.items():
@@ -577,28 +656,38 @@ def main(argv=None):
             else:
                 name = "textbook cKDTree" if key == "ckdtree" else "numpy n x n"
             if r is None:
-                print(f"{EST_LABEL[est]:17s} {n:>7d} {d:>2d}+{d:<2d} {name:16s} {'skipped':>9s}  "
-                      f"(n x n float64 = {n * n * 8 / 2**30:.0f} GiB per matrix)")
+                print(
+                    f"{EST_LABEL[est]:17s} {n:>7d} {d:>2d}+{d:<2d} {name:16s} {'skipped':>9s}  "
+                    f"(n x n float64 = {n * n * 8 / 2**30:.0f} GiB per matrix)"
+                )
                 continue
             ok = "best" in r
-            print(f"{EST_LABEL[est]:17s} {n:>7d} {d:>2d}+{d:<2d} {name:16s} {fmt_t(r):>9s} "
-                  f"{len(r['times']) if ok else 0:>4d} "
-                  f"{fmt_cpu(r):>8s} "
-                  f"{r['value'] if ok else float('nan'):>10.5f} "
-                  f"{mb(r.get('peak_rss_mb')):>8s} {mb(r.get('drss_mb')):>7s} "
-                  f"{mb(r.get('tracemalloc_mb')):>7s} "
-                  f"{ratio(cell['ckdtree'], r) if key != 'ckdtree' else '1x':>10s} "
-                  f"{ratio(cell['numpy'], r) if key != 'numpy' else '1x':>9s}")
+            print(
+                f"{EST_LABEL[est]:17s} {n:>7d} {d:>2d}+{d:<2d} {name:16s} {fmt_t(r):>9s} "
+                f"{len(r['times']) if ok else 0:>4d} "
+                f"{fmt_cpu(r):>8s} "
+                f"{r['value'] if ok else float('nan'):>10.5f} "
+                f"{mb(r.get('peak_rss_mb')):>8s} {mb(r.get('drss_mb')):>7s} "
+                f"{mb(r.get('tracemalloc_mb')):>7s} "
+                f"{ratio(cell['ckdtree'], r) if key != 'ckdtree' else '1x':>10s} "
+                f"{ratio(cell['numpy'], r) if key != 'numpy' else '1x':>9s}"
+            )
         print(f"{'':17s} {'':>7s} {'':>5s} (true MI of the Gaussian: {true_mi(d):.4f})")
 
     print()
-    print("AUTO AUDIT: mipipe method='tree' vs 'brute' vs 'auto' (seconds) -- "
-          f"TREE_MAX_JOINT_DIM={TREE_MAX_JOINT_DIM}")
-    print("  (auto is timed on the main grid only; on the extra audit rows 'auto picks' is what it would choose;"
-          "\n   'auto loses' = chosen seconds / best seconds where auto picks the slower back end)")
-    print(f"{'estimator':17s} {'n':>7s} {'d':>5s} {'tree':>9s} {'brute':>9s} {'auto':>9s} "
-          f"{'cpu tree':>9s} {'cpu brute':>9s} "
-          f"{'auto picks':>10s} {'faster':>7s} {'auto loses':>10s}")
+    print(
+        "AUTO AUDIT: mipipe method='tree' vs 'brute' vs 'auto' (seconds) -- "
+        f"TREE_MAX_JOINT_DIM={TREE_MAX_JOINT_DIM}"
+    )
+    print(
+        "  (auto is timed on the main grid only; on the extra audit rows 'auto picks' is what it would choose;"
+        "\n   'auto loses' = chosen seconds / best seconds where auto picks the slower back end)"
+    )
+    print(
+        f"{'estimator':17s} {'n':>7s} {'d':>5s} {'tree':>9s} {'brute':>9s} {'auto':>9s} "
+        f"{'cpu tree':>9s} {'cpu brute':>9s} "
+        f"{'auto picks':>10s} {'faster':>7s} {'auto loses':>10s}"
+    )
     rows = [(k_, c) for k_, c in grid.items()] + [(k_, c) for k_, c in audit.items()]
     rows.sort(key=lambda kc: (ESTIMATORS.index(kc[0][0]), kc[0][1], kc[0][2]))
     for (est, n, d), cell in rows:
@@ -623,9 +712,11 @@ def main(argv=None):
             chosen = sec(tt) if cell["auto_is"] == "tree" else sec(tb)
             best = min(st, sb)
             loses = f"{chosen / best:.2f}x" if cell["auto_is"] != faster else "no"
-        print(f"{EST_LABEL[est]:17s} {n:>7d} {d:>2d}+{d:<2d} {fmt_t(tt):>9s} {fmt_t(tb):>9s} "
-              f"{fmt_t(ta) if ta else '-':>9s} {fmt_cpu(tt):>9s} {fmt_cpu(tb):>9s} "
-              f"{cell['auto_is']:>10s} {faster:>7s} {loses:>10s}")
+        print(
+            f"{EST_LABEL[est]:17s} {n:>7d} {d:>2d}+{d:<2d} {fmt_t(tt):>9s} {fmt_t(tb):>9s} "
+            f"{fmt_t(ta) if ta else '-':>9s} {fmt_cpu(tt):>9s} {fmt_cpu(tb):>9s} "
+            f"{cell['auto_is']:>10s} {faster:>7s} {loses:>10s}"
+        )
 
     print()
     print("AGREEMENT (max |difference| of the estimate against mipipe method='brute', same data)")
@@ -641,15 +732,20 @@ def main(argv=None):
             diff = abs(r["value"] - ref["value"])
             worst[(est, key)] = max(worst.get((est, key), 0.0), diff)
     for est in ESTIMATORS:
-        parts = [f"{key}: {worst[(est, key)]:.2e}" for key in ("auto", "tree", "ckdtree", "numpy")
-                 if (est, key) in worst]
+        parts = [
+            f"{key}: {worst[(est, key)]:.2e}"
+            for key in ("auto", "tree", "ckdtree", "numpy")
+            if (est, key) in worst
+        ]
         if parts:
             print(f"  {EST_LABEL[est]:17s} " + "   ".join(parts))
     ksg1_diffs = [v for (e, _), v in worst.items() if e == "ksg1"]
     if ksg1_diffs:
         m = max(ksg1_diffs)
-        print(f"  KSG1 max abs difference mipipe vs baselines: {m:.3e}  -> "
-              f"{'PASS' if m <= 1e-9 else 'MISS'} (<= 1e-9)")
+        print(
+            f"  KSG1 max abs difference mipipe vs baselines: {m:.3e}  -> "
+            f"{'PASS' if m <= 1e-9 else 'MISS'} (<= 1e-9)"
+        )
 
     print()
     print("TARGETS")
@@ -657,29 +753,39 @@ def main(argv=None):
     c = grid.get(("ksg1", 10000, hi_d))
     if c and "best" in c["auto"]:
         t = c["auto"]["best"]
-        print(f"  {'PASS' if t <= 0.3 else 'MISS'}  KSG1 n=10^4 d={hi_d}+{hi_d}: {t:.3f} s (target <= 0.3 s)")
+        print(
+            f"  {'PASS' if t <= 0.3 else 'MISS'}  KSG1 n=10^4 d={hi_d}+{hi_d}: {t:.3f} s (target <= 0.3 s)"
+        )
         b = c["ckdtree"]
         if "best" in b or "timeout" in b:
             sp = (b.get("best") or b["timeout"]) / t
             lb = ">=" if "timeout" in b else ""
-            print(f"  {'PASS' if sp >= 8 else 'MISS'}  KSG1 n=10^4 d={hi_d}+{hi_d}: {lb}{sp:.1f}x faster "
-                  f"than textbook cKDTree (target >= 8x)")
+            print(
+                f"  {'PASS' if sp >= 8 else 'MISS'}  KSG1 n=10^4 d={hi_d}+{hi_d}: {lb}{sp:.1f}x faster "
+                f"than textbook cKDTree (target >= 8x)"
+            )
     else:
         print("  n/a   KSG1 n=10^4 d=10+10 not in this run")
     c = grid.get(("ksg1", 100000, hi_d))
     if c and "best" in c["auto"]:
         t = c["auto"]["best"]
         pk = c["auto"]["peak_rss_mb"]
-        print(f"  {'PASS' if t <= 15 else 'MISS'}  KSG1 n=10^5 d={hi_d}+{hi_d}: {t:.2f} s (target <= 15 s)")
-        print(f"  {'PASS' if pk < 2048 else 'MISS'}  KSG1 n=10^5 d={hi_d}+{hi_d}: peak RSS {pk:.0f} MiB "
-              f"(whole process; dRSS {c['auto']['drss_mb']:.0f} MiB) (target < 2 GiB)")
+        print(
+            f"  {'PASS' if t <= 15 else 'MISS'}  KSG1 n=10^5 d={hi_d}+{hi_d}: {t:.2f} s (target <= 15 s)"
+        )
+        print(
+            f"  {'PASS' if pk < 2048 else 'MISS'}  KSG1 n=10^5 d={hi_d}+{hi_d}: peak RSS {pk:.0f} MiB "
+            f"(whole process; dRSS {c['auto']['drss_mb']:.0f} MiB) (target < 2 GiB)"
+        )
     elif c:
         print(f"  MISS  KSG1 n=10^5 d={hi_d}+{hi_d}: {fmt_t(c['auto'])} s (did not finish)")
     else:
         print("  n/a   KSG1 n=10^5 d=10+10 not in this run")
     if paired:
-        print("  (d=1+1: interleaved in one process, best of each; the separate-process grid numbers "
-              "in brackets)")
+        print(
+            "  (d=1+1: interleaved in one process, best of each; the separate-process grid numbers "
+            "in brackets)"
+        )
     for (est, n), r in paired.items():
         if "best" not in r:
             print(f"  ERROR {EST_LABEL[est]} n={n} d=1+1: {r.get('error') or r.get('timeout')}")
@@ -688,14 +794,20 @@ def main(argv=None):
         c = grid.get((est, n, 1), {})
         ga, gb = c.get("auto", {}).get("best"), c.get("ckdtree", {}).get("best")
         grid_note = f" [grid: {ga * 1e3:.2f} vs {gb * 1e3:.2f} ms]" if ga and gb else ""
-        print(f"  {'PASS' if ta <= tb else 'MISS'}  {EST_LABEL[est]} n={n} d=1+1: mipipe auto "
-              f"{ta * 1e3:.2f} ms vs textbook cKDTree {tb * 1e3:.2f} ms ({tb / ta:.2f}x, "
-              f"{r['reps']} pairs){grid_note}")
+        print(
+            f"  {'PASS' if ta <= tb else 'MISS'}  {EST_LABEL[est]} n={n} d=1+1: mipipe auto "
+            f"{ta * 1e3:.2f} ms vs textbook cKDTree {tb * 1e3:.2f} ms ({tb / ta:.2f}x, "
+            f"{r['reps']} pairs){grid_note}"
+        )
     now = library_fingerprint()
     if now.split("sha256 ")[-1] != fingerprint.split("sha256 ")[-1]:
-        print(f"\n# WARNING: the estimator sources changed during the run (now {now}); "
-              "rows measured before and after the change are not comparable -- rerun")
-    print(f"\n# total wall time {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()}")
+        print(
+            f"\n# WARNING: the estimator sources changed during the run (now {now}); "
+            "rows measured before and after the change are not comparable -- rerun"
+        )
+    print(
+        f"\n# total wall time {time.perf_counter() - t_start:.0f} s; load average at end {os.getloadavg()}"
+    )
 
     return 0
 
