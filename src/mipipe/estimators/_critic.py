@@ -1,0 +1,226 @@
+"""All-pairs critic matrix of the one-hidden-layer MLP critic, without the b x b x h layer.
+
+The critic is ``T(x, y) = w2 . relu(W [x; y] + b1) + b2`` (thesis section 4.2.2, the CLUB
+repository's MINE/InfoNCE networks). The first layer splits, ``W [x; y] + b1 =
+(W_x x + b1) + W_y y``, so with ``a = x W_x^T + b1`` (b, h) and ``c = y W_y^T`` (b, h) the
+logits of all pairs are
+
+    z[i, j] = T(x_j, y_i) = b2 + sum_k w2[k] relu(a[j, k] + c[i, k])      (row i = context y_i)
+
+Three forms compute the same (b, b) matrix z:
+
+* ``tiled`` -- the thesis's/CLUB's form: a (b, b, dx + dy) tile of [x_j; y_i] through the
+  network: O(b^2 (dx + dy + h)) memory.
+* ``broadcast`` -- (1, b, h) + (chunk, 1, h) broadcasting in torch, row chunks recomputed in
+  the backward pass (torch.utils.checkpoint) when ``chunk < b``: memory O(chunk b h).
+* ``fused`` -- :class:`PairLogits`, a torch.autograd.Function whose forward and backward are
+  numba kernels streaming over (i, j, k): memory O(b h + b^2) (the b x b logits and their
+  gradient only). Every reduction is written by one thread in a fixed order, so results are
+  bit-identical from run to run whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+__all__ = ["PairLogits", "fused_logits", "broadcast_logits", "tiled_logits", "N_BLOCKS"]
+
+# The backward pass splits the rows i into this many fixed blocks (independent of the thread
+# count, so the summation order, hence the result, never depends on it); each block keeps its
+# own partial dA, summed in block order at the end. Memory: N_BLOCKS * b * h values.
+N_BLOCKS = 16
+_LANES = 16  # pad h to a multiple of this so the inner k loop is whole SIMD vectors
+
+
+@njit(parallel=True, cache=True)
+def _logits_kernel(aT, c, w2, b2, out):  # pragma: no cover - compiled
+    """out[i, j] = b2 + sum_k w2[k] relu(aT[k, j] + c[i, k]); aT (h, b), c (b, h)."""
+    h, b = aT.shape
+    zero = b2 - b2
+    for i in prange(c.shape[0]):
+        row = out[i]
+        for j in range(b):
+            row[j] = b2
+        for k in range(h):
+            ck = c[i, k]
+            wk = w2[k]
+            ak = aT[k]
+            for j in range(b):  # contiguous in j, no reduction: vectorises
+                s = ak[j] + ck
+                row[j] += wk * (s if s > zero else zero)
+
+
+@njit(parallel=True, cache=True)
+def _grad_kernel(a, c, g, n_blocks, dA_part, dC_raw, dw_part):  # pragma: no cover
+    """Accumulate, for G = dL/dz (bc, b):
+    dA_part[blk, j, k] = sum_{i in blk} G[i, j] 1[a_jk + c_ik > 0]
+    dC_raw[i, k]       = sum_j G[i, j] 1[a_jk + c_ik > 0]
+    dw_part[blk, k]    = sum_{i in blk} sum_j G[i, j] relu(a_jk + c_ik)
+    The inner loop runs over k (contiguous, one accumulator per k): it vectorises without
+    reassociating any sum."""
+    b, h = a.shape
+    rows = c.shape[0]
+    zero = a[0, 0] - a[0, 0]
+    size = (rows + n_blocks - 1) // n_blocks
+    for blk in prange(n_blocks):
+        dAb = dA_part[blk]
+        dwb = dw_part[blk]
+        for i in range(blk * size, min(rows, (blk + 1) * size)):
+            ci = c[i]
+            dci = dC_raw[i]
+            gi = g[i]
+            for j in range(b):
+                gij = gi[j]
+                aj = a[j]
+                daj = dAb[j]
+                for k in range(h):
+                    s = aj[k] + ci[k]
+                    m = gij if s > zero else zero
+                    daj[k] += m
+                    dci[k] += m
+                    dwb[k] += m * s
+
+
+@njit(parallel=True, cache=True)
+def _sum_blocks(dA_part, w2, dA):  # pragma: no cover - compiled
+    """dA[j, k] = w2[k] * sum_blk dA_part[blk, j, k], blocks summed in order."""
+    n_blocks, b, h = dA_part.shape
+    for j in prange(b):
+        for k in range(h):
+            dA[j, k] = dA_part[0, j, k]
+        for blk in range(1, n_blocks):
+            for k in range(h):
+                dA[j, k] += dA_part[blk, j, k]
+        for k in range(h):
+            dA[j, k] *= w2[k]
+
+
+def _pad(t: torch.Tensor, h_pad: int) -> np.ndarray:
+    """Detached numpy copy of a (b, h) tensor, zero-padded to (b, h_pad), C-contiguous."""
+    arr = t.detach().cpu().numpy()
+    if arr.shape[1] == h_pad:
+        return np.ascontiguousarray(arr)
+    out = np.zeros((arr.shape[0], h_pad), dtype=arr.dtype)
+    out[:, : arr.shape[1]] = arr
+    return out
+
+
+class PairLogits(torch.autograd.Function):
+    """z[i, j] = b2 + w2 . relu(a[j] + c[i]) for all pairs, forward and backward in numba.
+
+    Inputs: a (b, h), c (bc, h), w2 (h,), b2 (1,) -- CPU tensors of one dtype (float32 or
+    float64). Output: (bc, b). Zero padding of h to a multiple of 16 adds nothing to any sum
+    (relu(0) = 0, the indicator of 0 > 0 is 0 and padded w2 entries are 0).
+    """
+
+    @staticmethod
+    def forward(ctx, a, c, w2, b2):
+        h = a.shape[1]
+        h_pad = max(_LANES, -(-h // _LANES) * _LANES)
+        a_np = _pad(a, h_pad)
+        c_np = _pad(c, h_pad)
+        w_np = np.zeros(h_pad, dtype=a_np.dtype)
+        w_np[:h] = w2.detach().cpu().numpy()
+        b2_val = a_np.dtype.type(b2.detach().cpu().numpy().reshape(-1)[0])
+        out = np.empty((c_np.shape[0], a_np.shape[0]), dtype=a_np.dtype)
+        _logits_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, out)
+        ctx.save_for_backward(a, c, w2, b2)
+        ctx.h = h
+        ctx.h_pad = h_pad
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, c, w2, b2 = ctx.saved_tensors
+        h, h_pad = ctx.h, ctx.h_pad
+        a_np = _pad(a, h_pad)
+        c_np = _pad(c, h_pad)
+        g = np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=a_np.dtype)
+        b, rows = a_np.shape[0], c_np.shape[0]
+        n_blocks = min(N_BLOCKS, rows)
+        dA_part = np.zeros((n_blocks, b, h_pad), dtype=a_np.dtype)
+        dC_raw = np.zeros((rows, h_pad), dtype=a_np.dtype)
+        dw_part = np.zeros((n_blocks, h_pad), dtype=a_np.dtype)
+        _grad_kernel(a_np, c_np, g, n_blocks, dA_part, dC_raw, dw_part)
+        w_np = np.zeros(h_pad, dtype=a_np.dtype)
+        w_np[:h] = w2.detach().cpu().numpy()
+        dA = np.empty((b, h_pad), dtype=a_np.dtype)
+        _sum_blocks(dA_part, w_np, dA)
+        dC = dC_raw * w_np
+        dw = dw_part[0].copy()
+        for blk in range(1, n_blocks):
+            dw += dw_part[blk]
+        db2 = grad.sum().reshape(1)
+        return (
+            torch.from_numpy(np.ascontiguousarray(dA[:, :h])),
+            torch.from_numpy(np.ascontiguousarray(dC[:, :h])),
+            torch.from_numpy(np.ascontiguousarray(dw[:h])),
+            db2.to(b2.dtype).reshape(b2.shape),
+        )
+
+
+def _split_first_layer(first: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor):
+    """a = x W_x^T + b1 (b, h) and c = y W_y^T (b, h) from the critic's first layer."""
+    dx = x.shape[1]
+    w = first.weight
+    a = x @ w[:, :dx].T + first.bias
+    c = y @ w[:, dx:].T
+    return a, c
+
+
+def fused_logits(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(b, b) logits z[i, j] = T(x_j, y_i) of ``net`` = Linear, ReLU, Linear(h, 1), ... by
+    the numba kernels (CPU tensors only); differentiable in the network's parameters."""
+    first, last = net[0], net[2]
+    a, c = _split_first_layer(first, x, y)
+    return PairLogits.apply(a, c, last.weight.reshape(-1), last.bias.reshape(1))
+
+
+def _chunk_logits(a, c_chunk, w2, b2):
+    hidden = torch.relu(a.unsqueeze(0) + c_chunk.unsqueeze(1))  # (chunk, b, h)
+    return hidden @ w2 + b2
+
+
+def broadcast_logits(
+    net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """(b, b) logits by broadcasting (1, b, h) + (chunk, 1, h) in torch (any device).
+
+    ``chunk`` rows at a time (None: all b rows at once). With ``chunk < b`` each chunk is
+    recomputed in the backward pass (activation checkpointing), so at most one
+    (chunk, b, h) hidden layer is alive: memory O(chunk b h) instead of O(b^2 h).
+    """
+    first, last = net[0], net[2]
+    a, c = _split_first_layer(first, x, y)
+    w2 = last.weight.reshape(-1)
+    b2 = last.bias.reshape(())
+    b = c.shape[0]
+    if chunk is None or chunk >= b:
+        return _chunk_logits(a, c, w2, b2)
+    from torch.utils.checkpoint import checkpoint
+
+    parts = []
+    for start in range(0, b, chunk):
+        c_chunk = c[start : start + chunk]
+        if torch.is_grad_enabled():
+            parts.append(checkpoint(_chunk_logits, a, c_chunk, w2, b2, use_reentrant=False))
+        else:
+            parts.append(_chunk_logits(a, c_chunk, w2, b2))
+    return torch.cat(parts, dim=0)
+
+
+def tiled_logits(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(b, b) logits through a (b, b, dx + dy) tile of [x_j; y_i] (the thesis's/CLUB's form;
+    reference implementation, O(b^2 (dx + dy + h)) memory)."""
+    b = x.shape[0]
+    x_tile = x.unsqueeze(0).expand(b, b, x.shape[1])  # [i, j] -> x_j
+    y_tile = y.unsqueeze(1).expand(b, b, y.shape[1])  # [i, j] -> y_i
+    pairs = torch.cat([x_tile, y_tile], dim=-1)
+    return net[2](net[1](net[0](pairs))).squeeze(-1)
+
+
+def auto_chunk(b: int, h: int, itemsize: int, budget_bytes: float) -> int:
+    """Rows per chunk so that a (chunk, b, h) hidden layer fits ``budget_bytes`` (>= 1)."""
+    return max(1, min(b, int(budget_bytes // max(1, b * h * itemsize * 3))))

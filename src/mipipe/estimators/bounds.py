@@ -1,0 +1,179 @@
+"""Variational lower bounds on mutual information, apart from any network.
+
+Each function takes critic values (torch tensors) and returns a differentiable 0-d tensor in
+nats, so the same formulas serve training (maximise the bound) and checks with a known
+critic (e.g. the analytic log density ratio of a Gaussian). Log-mean-exp is always computed
+as ``logsumexp - log n``, so large critic outputs (100, 1000) neither overflow nor give NaN.
+
+* :func:`dv_bound` -- Donsker-Varadhan bound used by MINE (Belghazi et al. 2018, eq. 6;
+  thesis Theorem 3.6).
+* :func:`nwj_bound` -- Nguyen-Wainwright-Jordan (f-divergence) bound (Nguyen et al. 2010;
+  Poole et al. 2019, eq. 8 "NWJ"/"f-GAN KL"; mentioned in thesis section 3).
+* :func:`infonce_bound` -- InfoNCE bound (van den Oord et al. 2018; thesis section 3.3,
+  Theorem 3.5), never above log b.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["dv_bound", "nwj_bound", "infonce_bound", "log_mean_exp"]
+
+
+def _check_values(t, name: str, ndim: int | None = None) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor, got {type(t).__name__}")
+    if not torch.is_floating_point(t):
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
+    if ndim is not None and t.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
+    return t
+
+
+def log_mean_exp(t: torch.Tensor, dim=None) -> torch.Tensor:
+    """``log mean exp(t)`` computed as ``logsumexp(t) - log n`` (no overflow).
+
+    Parameters
+    ----------
+    t : tensor of any shape.
+    dim : None (all elements) or the dimension to reduce.
+    """
+    if dim is None:
+        return torch.logsumexp(t.reshape(-1), dim=0) - math.log(t.numel())
+    return torch.logsumexp(t, dim=dim) - math.log(t.shape[dim])
+
+
+def dv_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor) -> torch.Tensor:
+    """Donsker-Varadhan lower bound ``mean T(joint) - log mean exp T(marginal)`` in nats.
+
+    Belghazi et al. 2018 (MINE), eq. 6; thesis Theorem 3.6 / section 3.4. With the optimal
+    critic ``T = log p(x, y) / (p(x) p(y)) + const`` it equals I(X; Y) in expectation.
+
+    Parameters
+    ----------
+    t_joint : (m,) (or any shape) float tensor, critic values on samples of p(x, y).
+    t_marginal : (k,) (or any shape) float tensor, critic values on samples of p(x) p(y)
+        (e.g. x paired with shuffled y).
+
+    Returns
+    -------
+    0-d tensor (nats), differentiable in both arguments; finite for any finite inputs.
+
+    Raises
+    ------
+    ValueError
+        A non-tensor, non-floating or empty argument.
+    """
+    _check_values(t_joint, "t_joint")
+    _check_values(t_marginal, "t_marginal")
+    return t_joint.mean() - log_mean_exp(t_marginal)
+
+
+class _CappedExp(torch.autograd.Function):
+    """exp(z) for z <= M; exp(M) * (1 + log(1 + z - M)) above (value and slope continuous).
+
+    Keeps the NWJ bound finite in the dtype when the critic's outputs are huge: there the bound
+    is below -exp(M) (about -1e36 in float32) anyway, and the gradient keeps pushing the
+    critic down instead of becoming inf/NaN.
+    """
+
+    @staticmethod
+    def forward(ctx, z, cap):
+        ctx.save_for_backward(z)
+        ctx.cap = cap
+        big = z > cap
+        safe = torch.where(big, torch.full_like(z, cap), z)
+        out = torch.exp(safe)
+        over = torch.clamp(z - cap, min=0.0)
+        return torch.where(big, out * (1.0 + torch.log1p(over)), out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        cap = ctx.cap
+        big = z > cap
+        safe = torch.where(big, torch.full_like(z, cap), z)
+        slope = torch.exp(safe)
+        slope = torch.where(big, slope / (1.0 + torch.clamp(z - cap, min=0.0)), slope)
+        return grad * slope, None
+
+
+def _exp_cap(dtype: torch.dtype) -> float:
+    # Leave a factor e^4 ~ 55 of head-room below the largest finite value.
+    return math.log(torch.finfo(dtype).max) - 4.0
+
+
+def nwj_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor) -> torch.Tensor:
+    """Nguyen-Wainwright-Jordan lower bound ``mean T(joint) - mean exp(T(marginal) - 1)``.
+
+    Nguyen, Wainwright & Jordan 2010; Poole et al. 2019, eq. 8 (I_NWJ). Its optimal critic is
+    ``T = 1 + log p(x, y) / (p(x) p(y))``, with which it equals I(X; Y) in expectation. The
+    mean of exponentials is formed as ``exp(log_mean_exp(T - 1))``; if that exponent exceeds
+    log(dtype max) - 4 (86.7 in float32, 705.8 in float64) the exponential is continued by
+    ``e^M (1 + log(1 + z - M))`` so value and gradient stay finite (the bound is then below
+    -1e36 in float32; it is no longer exact there, only finite and monotone).
+
+    Parameters
+    ----------
+    t_joint : (m,) float tensor, critic values on joint samples.
+    t_marginal : (k,) float tensor, critic values on product-of-marginals samples.
+
+    Returns
+    -------
+    0-d tensor (nats), differentiable.
+
+    Raises
+    ------
+    ValueError
+        A non-tensor, non-floating or empty argument.
+    """
+    _check_values(t_joint, "t_joint")
+    _check_values(t_marginal, "t_marginal")
+    z = log_mean_exp(t_marginal - 1.0)
+    return t_joint.mean() - _CappedExp.apply(z, _exp_cap(z.dtype))
+
+
+def infonce_bound(scores: torch.Tensor) -> torch.Tensor:
+    """InfoNCE lower bound on a (b, b) critic matrix, in nats; never above log b.
+
+    ``I_NCE = mean_i [ scores[i, i] - logsumexp_j scores[i, j] ] + log b`` with
+    ``scores[i, j] = F(x_j, y_i)``: row i scores every x of the batch against the context
+    y_i, and the diagonal holds the positive pairs (van den Oord et al. 2018, eq. 4; thesis
+    section 3.3, Remark 3.4 and Theorem 3.5; the CLUB repository's ``InfoNCE`` class).
+
+    Every row term ``scores[i, i] - logsumexp_j scores[i, j]`` is <= 0 in floating point
+    (logsumexp is formed as max + log(sum exp(s - max)) with the sum >= 1), and the result is
+    additionally capped at the largest value of the dtype not above log b, so the returned
+    value never exceeds log b, however large the scores.
+
+    Parameters
+    ----------
+    scores : (b, b) float tensor, b >= 1.
+
+    Returns
+    -------
+    0-d tensor (nats), differentiable in ``scores``.
+
+    Raises
+    ------
+    ValueError
+        Not a square 2-D floating-point tensor.
+    """
+    _check_values(scores, "scores", ndim=2)
+    b = scores.shape[0]
+    if scores.shape[1] != b:
+        raise ValueError(f"scores must be square (b, b), got shape {tuple(scores.shape)}")
+    row = torch.diagonal(scores) - torch.logsumexp(scores, dim=1)
+    row = torch.clamp(row, max=0.0)
+    log_b = math.log(b)
+    value = row.mean() + log_b
+    np_dtype = np.float32 if scores.dtype in (torch.float32, torch.float16, torch.bfloat16) else np.float64
+    cap = float(np_dtype(log_b))
+    if cap > log_b:
+        cap = float(np.nextafter(np_dtype(log_b), np_dtype(-np.inf)))
+    return torch.clamp(value, max=cap)

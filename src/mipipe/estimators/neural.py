@@ -1,0 +1,437 @@
+"""Neural variational MI estimators: MINE (Donsker-Varadhan), NWJ and InfoNCE.
+
+The critic is the thesis's (section 4.2.2, copied there from the CLUB repository):
+``Linear(dx + dy -> h) -> ReLU -> Linear(h -> 1)``, with a final ``Softplus`` for InfoNCE.
+Training protocol (thesis section 4.2.2, the default here): Adam (beta1 0.9, beta2 0.999,
+eps 1e-8) with learning rate ``lr``; the n rows are cut, in row order and unshuffled, into
+fixed batches of ``batch_size`` rows; an epoch is one pass over the batches; on every batch
+the bound is first evaluated (the per-batch estimate) and then one gradient step is taken
+on it; the result is the mean of the last ``last`` (20) per-batch estimates. Units: nats.
+
+Batches: ``range(0, n, batch_size)`` slices, as a plain ``x[i:i + batch_size]`` loop cuts
+them: with the thesis's n = 10000 and batch_size = 3334 (= ceil(10000 / 3), chosen so three
+batches cover the data) that is 3334, 3334 and 3332 rows; a batch larger than n is one batch
+of all n rows. A trailing batch of a single row (no marginal / negative sample possible) is
+merged into the previous batch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import _critic
+from .bounds import dv_bound, infonce_bound, log_mean_exp, nwj_bound
+
+__all__ = ["NeuralResult", "mine_mi", "nwj_mi", "infonce_mi", "TRACE_COLUMNS"]
+
+TRACE_COLUMNS = ("step", "epoch", "batch", "estimate_nats", "loss", "heldout_nats")
+FORMS = ("auto", "fused", "broadcast", "tiled")
+# Memory allowed for one (chunk, b, h) hidden layer in the chunked broadcasting form.
+_CHUNK_BYTES = {"cpu": 256e6, "cuda": 4e9}
+
+
+@dataclass(frozen=True)
+class NeuralResult:
+    """Result of a neural MI estimator.
+
+    Attributes
+    ----------
+    estimate : float, nats: mean of the last ``last`` per-batch estimates (training batches,
+        or held-out batches when ``holdout > 0``).
+    trace : pandas.DataFrame, one row per training step with columns ``step``, ``epoch``,
+        ``batch`` (int64, 0-based), ``estimate_nats`` (the bound on that batch before the
+        update), ``loss`` (the minimised objective) and ``heldout_nats`` (NaN unless
+        ``holdout > 0``), all float64.
+    device : str, the device used ("cpu" or "cuda:0").
+    seconds : float, wall time of training.
+    """
+
+    estimate: float
+    trace: pd.DataFrame
+    device: str
+    seconds: float
+
+    def __float__(self) -> float:
+        return float(self.estimate)
+
+
+# ----------------------------------------------------------------------------- checks
+def _as_tensor(a, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # pragma: no cover - exotic objects
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise ValueError(f"{name} must be (n,) or (n, d), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no dimensions (shape {arr.shape})")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        kind = "NaN" if np.isnan(arr[r, c]) else "inf"
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} non-finite value(s) ({kind} first at row {r}, "
+            f"column {c})"
+        )
+    return arr
+
+
+def _int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check(x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype):
+    x = _as_tensor(x, "x")
+    y = _as_tensor(y, "y")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must have the same number of samples (rows), got {x.shape[0]} and {y.shape[0]}"
+        )
+    if x.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples, got n = {x.shape[0]}")
+    hidden = _int(hidden, "hidden", 1)
+    epochs = _int(epochs, "epochs", 1)
+    batch_size = _int(batch_size, "batch_size", 2)
+    seed = _int(seed, "seed", 0)
+    last = _int(last, "last", 1)
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if isinstance(holdout, bool) or not isinstance(holdout, numbers.Real) or not (0 <= holdout < 1):
+        raise ValueError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
+    if dtype not in ("float32", "float64", torch.float32, torch.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype, dtype)
+    return x, y, hidden, float(lr), epochs, batch_size, seed, float(holdout), last, _device(device), dtype
+
+
+def _device(device) -> torch.device:
+    if device == "auto" or device is None:
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
+    return dev
+
+
+def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    edges = list(range(0, n, batch_size)) + [n]
+    spans = [(edges[k], edges[k + 1]) for k in range(len(edges) - 1)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < 2:
+        spans[-2:] = [(spans[-2][0], n)]
+    return spans
+
+
+# ----------------------------------------------------------------------------- critics
+def _make_critic(d_in: int, hidden: int, softplus: bool, seed: int, dtype, device) -> torch.nn.Sequential:
+    """The thesis/CLUB critic, initialised by torch's default (Kaiming-uniform) init from a
+    private copy of the global generator seeded with ``seed`` (the global state is kept)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers = [torch.nn.Linear(d_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)]
+        if softplus:
+            layers.append(torch.nn.Softplus())
+        net = torch.nn.Sequential(*layers)
+    return net.to(device=device, dtype=dtype)
+
+
+def _pair_values(net, x, y):
+    return net(torch.cat([x, y], dim=1)).squeeze(-1)
+
+
+def _infonce_scores(net, x, y, form: str) -> torch.Tensor:
+    """scores[i, j] = F(x_j, y_i) for one batch, by the chosen form."""
+    if form == "tiled":
+        return net[3](_critic.tiled_logits(net, x, y))
+    if form == "fused":
+        logits = _critic.fused_logits(net, x, y)
+    else:
+        h = net[0].out_features
+        budget = _CHUNK_BYTES["cuda" if x.is_cuda else "cpu"]
+        chunk = _critic.auto_chunk(x.shape[0], h, x.element_size(), budget)
+        logits = _critic.broadcast_logits(net, x, y, chunk)
+    return net[3](logits)
+
+
+# ----------------------------------------------------------------------------- training
+def _progress(progress, total: int):
+    if progress is False or progress is None:
+        return None, None
+    if callable(progress):
+        return None, progress
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, unit="step", leave=False, mininterval=1.0), None
+    raise ValueError(f"progress must be False, True or a callable(step, row), got {progress!r}")
+
+
+def _train(kind, x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, holdout, last,
+           ema, progress, form, dtype):
+    x, y, hidden, lr, epochs, batch_size, seed, holdout, last, dev, dtype = _check(
+        x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype
+    )
+    if not isinstance(shuffle, bool):
+        raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+    if ema is not None:
+        if isinstance(ema, bool) or not isinstance(ema, numbers.Real) or not (0 < ema <= 1):
+            raise ValueError(f"ema must be None or a moving-average rate in (0, 1], got {ema!r}")
+        ema = float(ema)
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {list(FORMS)}, got {form!r}")
+    if form == "auto":
+        form = "fused" if dev.type == "cpu" else "broadcast"
+    if form == "fused" and dev.type != "cpu":
+        raise ValueError("form='fused' runs on the CPU only (numba); use 'broadcast' on CUDA")
+
+    n = x.shape[0]
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    # Held-out split: a seeded random subset of round(holdout * n) rows (kept in row order).
+    if holdout > 0:
+        n_hold = int(round(holdout * n))
+        if n_hold < 2 or n - n_hold < 2:
+            raise ValueError(
+                f"holdout = {holdout} of n = {n} leaves {n_hold} held-out and {n - n_hold} "
+                f"training rows; each needs at least 2"
+            )
+        perm = torch.randperm(n, generator=gen).numpy()
+        hold_idx, train_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+        xh = torch.as_tensor(x[hold_idx], dtype=dtype, device=dev)
+        yh = torch.as_tensor(y[hold_idx], dtype=dtype, device=dev)
+        x, y = x[train_idx], y[train_idx]
+        n = x.shape[0]
+        hold_spans = _batches(n_hold, batch_size)
+    xt = torch.as_tensor(x, dtype=dtype, device=dev)
+    yt = torch.as_tensor(y, dtype=dtype, device=dev)
+    spans = _batches(n, batch_size)
+
+    net = _make_critic(x.shape[1] + y.shape[1], hidden, kind == "infonce", seed, dtype, dev)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    log_ma = None  # log of MINE's moving average of mean exp T(marginal)
+
+    def bound_of(xb, yb):
+        """(bound, log mean exp of marginal critic values or None) on one batch."""
+        if kind == "infonce":
+            return infonce_bound(_infonce_scores(net, xb, yb, form)), None
+        b = xb.shape[0]
+        idx = torch.randint(b, (b,), generator=gen).to(dev)  # CLUB's MINE: with replacement
+        t_joint = _pair_values(net, xb, yb)
+        t_marg = _pair_values(net, xb, yb[idx])
+        if kind == "mine":
+            return dv_bound(t_joint, t_marg), (t_joint, t_marg)
+        return nwj_bound(t_joint, t_marg), None
+
+    total = epochs * len(spans)
+    bar, callback = _progress(progress, total)
+    rows = {c: [] for c in TRACE_COLUMNS}
+    step = 0
+    start = time.perf_counter()
+    try:
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=gen).to(dev) if shuffle else None
+            for bi, (lo, hi) in enumerate(spans):
+                if order is None:
+                    xb, yb = xt[lo:hi], yt[lo:hi]
+                else:
+                    sel = order[lo:hi]
+                    xb, yb = xt[sel], yt[sel]
+                bound, extra = bound_of(xb, yb)
+                if kind == "mine" and ema is not None:
+                    t_joint, t_marg = extra
+                    lme = log_mean_exp(t_marg)
+                    cur = lme.detach()
+                    if log_ma is None:
+                        log_ma = cur
+                    else:
+                        log_ma = torch.logaddexp(log_ma + math.log1p(-ema), cur + math.log(ema)) \
+                            if ema < 1 else cur
+                    # Belghazi et al. 2018, section 3.2: the gradient of log E_Q[e^T] is
+                    # grad E_Q[e^T] / E_Q[e^T]; the denominator is replaced by its moving
+                    # average. Surrogate whose gradient is exactly that.
+                    loss = -(t_joint.mean() - torch.exp(lme - log_ma))
+                else:
+                    loss = -bound
+                held = math.nan
+                if holdout > 0:
+                    with torch.no_grad():
+                        hlo, hhi = hold_spans[step % len(hold_spans)]
+                        held = float(bound_of(xh[hlo:hhi], yh[hlo:hhi])[0])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                est = float(bound.detach())
+                row = {
+                    "step": step,
+                    "epoch": epoch,
+                    "batch": bi,
+                    "estimate_nats": est,
+                    "loss": float(loss.detach()),
+                    "heldout_nats": held,
+                }
+                for key, value in row.items():
+                    rows[key].append(value)
+                if callback is not None:
+                    callback(step, dict(row))
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(estimate=f"{est:.4f} nats", refresh=False)
+                step += 1
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    trace = pd.DataFrame(
+        {
+            "step": np.asarray(rows["step"], dtype=np.int64),
+            "epoch": np.asarray(rows["epoch"], dtype=np.int64),
+            "batch": np.asarray(rows["batch"], dtype=np.int64),
+            "estimate_nats": np.asarray(rows["estimate_nats"], dtype=np.float64),
+            "loss": np.asarray(rows["loss"], dtype=np.float64),
+            "heldout_nats": np.asarray(rows["heldout_nats"], dtype=np.float64),
+        }
+    )
+    column = "heldout_nats" if holdout > 0 else "estimate_nats"
+    estimate = float(trace[column].to_numpy()[-last:].mean())
+    return NeuralResult(estimate=estimate, trace=trace, device=str(dev), seconds=seconds)
+
+
+_COMMON_DOC = """
+    Parameters
+    ----------
+    x : (n,) or (n, d_x) real array (numpy or torch).
+    y : (n,) or (n, d_y) real array with the same n.
+    hidden : int >= 1, critic width h (thesis: 10, 20, 30).
+    lr : float > 0, Adam learning rate (betas 0.9, 0.999, eps 1e-8).
+    epochs : int >= 1, passes over the batches.
+    batch_size : int >= 2, rows per batch (thesis: 3334; clipped to n).
+    seed : int >= 0; fixes the critic's initialisation, the marginal draws, the shuffles and
+        the held-out split. The same seed on the same device gives an identical result.
+    device : "auto" (CUDA if available, else CPU), "cpu" or "cuda[:k]".
+    shuffle : False (thesis: fixed batches in row order) or True (a seeded reshuffle of the
+        rows before every epoch).
+    holdout : fraction in [0, 1) of rows (a seeded random subset) kept out of training; if
+        > 0, every step also evaluates the bound on one held-out batch (cycling through the
+        held-out batches) with the critic before the update (``heldout_nats``), and the
+        estimate is the mean of the last ``last`` held-out values.
+    last : int >= 1, number of final per-step estimates averaged (thesis: 20; all steps if
+        fewer were taken).
+    progress : False, True (tqdm bar on stderr, current estimate in the postfix) or a
+        callable ``progress(step, row)`` called once per step with the trace row as a dict.
+    dtype : "float32" (thesis, default) or "float64".
+"""
+
+_RAISES_DOC = """
+    Raises
+    ------
+    ValueError
+        Mismatched n, NaN/inf, n < 2, a 3-D input, hidden < 1, lr <= 0, epochs < 1,
+        batch_size < 2, holdout outside [0, 1) or leaving fewer than 2 rows on either side,
+        last < 1, an unknown device or CUDA unavailable, a bad progress value{extra}.
+"""
+
+
+def mine_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
+            batch_size: int = 3334, seed: int = 0, device: str = "auto", shuffle: bool = False,
+            holdout: float = 0.0, last: int = 20, ema: float | None = None, progress=False,
+            dtype: str = "float32") -> NeuralResult:
+    """MINE estimate of I(X; Y) in nats: the Donsker-Varadhan bound trained with a critic MLP.
+
+    Belghazi et al. 2018 (MINE), eq. 6 and Algorithm 1; thesis section 3.4 and 4.2.2. On each
+    batch of b rows, ``T(x_i, y_i)`` are the joint samples and ``T(x_i, y_s(i))``, s(i)
+    drawn uniformly *with replacement* from the batch (as the CLUB repository's MINE class the
+    thesis used), the marginal samples; the bound is :func:`~mipipe.estimators.dv_bound`.
+
+    ema : None (default, as the thesis: plain gradient of the bound) or a rate alpha in
+        (0, 1]: the bias-corrected gradient of Belghazi et al. 2018, section 3.2, where the
+        denominator E_Q[e^T] of the gradient of log E_Q[e^T] is replaced by the moving
+        average ``m <- (1 - alpha) m + alpha * mean_batch e^T`` (kept in log space; m starts
+        at the first batch's value). The reported estimate is still the DV bound; ``loss``
+        is then the surrogate ``-(mean T_joint - mean e^T_marginal / m)``.
+    {common}
+    Returns
+    -------
+    NeuralResult (estimate in nats, per-step trace, device, seconds).
+    {raises}"""
+    return _train("mine", x, y, hidden=hidden, lr=lr, epochs=epochs, batch_size=batch_size,
+                  seed=seed, device=device, shuffle=shuffle, holdout=holdout, last=last,
+                  ema=ema, progress=progress, form="auto", dtype=dtype)
+
+
+def nwj_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
+           batch_size: int = 3334, seed: int = 0, device: str = "auto", shuffle: bool = False,
+           holdout: float = 0.0, last: int = 20, progress=False,
+           dtype: str = "float32") -> NeuralResult:
+    """NWJ estimate of I(X; Y) in nats: ``mean T(joint) - mean exp(T(marginal) - 1)``.
+
+    Nguyen, Wainwright & Jordan 2010; Poole et al. 2019, eq. 8; mentioned in thesis section 3.
+    Same critic, batches and marginal draws (with replacement) as :func:`mine_mi`; the bound
+    is :func:`~mipipe.estimators.nwj_bound` (optimal critic 1 + log density ratio).
+    {common}
+    Returns
+    -------
+    NeuralResult (estimate in nats, per-step trace, device, seconds).
+    {raises}"""
+    return _train("nwj", x, y, hidden=hidden, lr=lr, epochs=epochs, batch_size=batch_size,
+                  seed=seed, device=device, shuffle=shuffle, holdout=holdout, last=last,
+                  ema=None, progress=progress, form="auto", dtype=dtype)
+
+
+def infonce_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
+               batch_size: int = 3334, seed: int = 0, device: str = "auto",
+               shuffle: bool = False, holdout: float = 0.0, last: int = 20, progress=False,
+               form: str = "auto", dtype: str = "float32") -> NeuralResult:
+    """InfoNCE estimate of I(X; Y) in nats, never above log(batch size).
+
+    van den Oord et al. 2018, eq. 4; thesis section 3.3 (Theorem 3.5, Remark 3.5) and 4.2.2.
+    On each batch of b rows the critic F = softplus(MLP([x; y])) scores all b x b pairs,
+    ``scores[i, j] = F(x_j, y_i)``, and the bound is
+    :func:`~mipipe.estimators.infonce_bound`. The b x b x h hidden layer never has to exist:
+    the first layer splits into W_x x + W_y y (shared/README.md section 1).
+
+    form : "auto" (fused on the CPU, broadcast on CUDA), "fused" (numba forward and backward
+        kernels, O(b h + b^2) memory, CPU only, bit-reproducible), "broadcast" ((1, b, h) +
+        (chunk, 1, h) in torch, row chunks recomputed in the backward pass so one chunk's
+        hidden layer is alive at a time; any device) or "tiled" (the thesis's (b, b, dx + dy)
+        tile; reference, O(b^2 (dx + dy + h)) memory). All give the same critic to float
+        tolerance.
+    {common}
+    Returns
+    -------
+    NeuralResult (estimate in nats, per-step trace, device, seconds).
+    {raises}"""
+    return _train("infonce", x, y, hidden=hidden, lr=lr, epochs=epochs,
+                  batch_size=batch_size, seed=seed, device=device, shuffle=shuffle,
+                  holdout=holdout, last=last, ema=None, progress=progress, form=form,
+                  dtype=dtype)
+
+
+for _f, _extra in ((mine_mi, ", ema outside (0, 1]"), (nwj_mi, ""),
+                   (infonce_mi, ", an unknown form or form='fused' on CUDA")):
+    _f.__doc__ = _f.__doc__.format(common=_COMMON_DOC.strip("\n"),
+                                   raises=_RAISES_DOC.format(extra=_extra).strip("\n"))
+del _f, _extra
