@@ -21,17 +21,41 @@ Three forms compute the same (b, b) matrix z:
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
-__all__ = ["PairLogits", "fused_logits", "broadcast_logits", "tiled_logits", "N_BLOCKS"]
+__all__ = ["PairLogits", "InfoNCERows", "fused_infonce_rows", "fused_logits", "broadcast_logits", "tiled_logits", "N_BLOCKS"]
 
 # The backward pass splits the rows i into this many fixed blocks (independent of the thread
 # count, so the summation order, hence the result, never depends on it); each block keeps its
 # own partial dA, summed in block order at the end. Memory: N_BLOCKS * b * h values.
 N_BLOCKS = 16
 _LANES = 16  # pad h to a multiple of this so the inner k loop is whole SIMD vectors
+# Below this many (i, j, k) terms a kernel runs on one thread: starting and joining the
+# thread pool costs more than it saves, and on a loaded machine far more (a 250-row batch
+# took 10x longer on 2 threads than on 1 with other jobs running). Results do not depend on
+# the thread count (fixed blocks, fixed summation order).
+_PARALLEL_MIN_WORK = 2e7
+
+
+class _threads:
+    """Context: numba runs the kernels on one thread when the work is small."""
+
+    def __init__(self, work: float):
+        self.serial = work < _PARALLEL_MIN_WORK
+
+    def __enter__(self):
+        if self.serial:
+            self.before = numba.get_num_threads()
+            numba.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.serial:
+            numba.set_num_threads(self.before)
 
 
 @njit(parallel=True, cache=True)
@@ -97,6 +121,84 @@ def _sum_blocks(dA_part, w2, dA):  # pragma: no cover - compiled
             dA[j, k] *= w2[k]
 
 
+@njit(parallel=True, cache=True)
+def _infonce_rows_kernel(aT, c, w2, b2, logits, lse, rows):  # pragma: no cover - compiled
+    """logits[i, j] = z_ij = b2 + sum_k w2[k] relu(aT[k, j] + c[i, k]); the scores are
+    s_ij = softplus(z_ij) and, since exp(softplus(z)) = 1 + exp(z),
+    lse[i] = logsumexp_j s_ij = log(b + sum_j exp(z_ij)) = M + log(b e^-M + sum_j e^(z_ij - M))
+    with M = max(0, max_j z_ij) (no overflow); rows[i] = s_ii - lse[i].
+    One exponential per pair instead of softplus's exp + log1p and logsumexp's exp."""
+    h, b = aT.shape
+    zero = b2 - b2
+    for i in prange(c.shape[0]):
+        row = logits[i]
+        for j in range(b):
+            row[j] = b2
+        for k in range(h):
+            ck = c[i, k]
+            wk = w2[k]
+            ak = aT[k]
+            for j in range(b):
+                s = ak[j] + ck
+                row[j] += wk * (s if s > zero else zero)
+        top = 0.0
+        for j in range(b):
+            if row[j] > top:
+                top = row[j]
+        total = b * math.exp(-top)
+        for j in range(b):
+            total += math.exp(row[j] - top)
+        lse[i] = top + math.log(total)
+        zi = row[i]
+        soft = max(zi, 0.0) + math.log1p(math.exp(-abs(zi)))
+        rows[i] = min(soft - lse[i], 0.0)
+
+
+@njit(parallel=True, cache=True)
+def _infonce_grad_kernel(a, c, logits, lse, g, n_blocks, dA_part, dC_raw, dw_part, db_part):  # pragma: no cover
+    """Gradients of rows_i = s_ii - lse_i (upstream g (b,)) through the softplus and the
+    logits: dL/dz_ij = g_i (delta_ij sigmoid(z_ii) - exp(z_ij - lse_i)) (softmax of the scores
+    times the softplus slope: exp(s - lse) sigmoid(z) = exp(z - lse)); then the accumulation
+    of _grad_kernel, and db_part[blk] = sum over the block's rows of dL/dz."""
+    b, h = a.shape
+    rows = c.shape[0]
+    zero = a[0, 0] - a[0, 0]
+    size = (rows + n_blocks - 1) // n_blocks
+    for blk in prange(n_blocks):
+        dAb = dA_part[blk]
+        dwb = dw_part[blk]
+        grow = np.empty(b, dtype=a.dtype)
+        dbsum = 0.0
+        for i in range(blk * size, min(rows, (blk + 1) * size)):
+            zi = logits[i]
+            gi = g[i]
+            li = lse[i]
+            for j in range(b):
+                grow[j] = -gi * math.exp(zi[j] - li)
+            zii = zi[i]
+            if zii >= 0:
+                sig = 1.0 / (1.0 + math.exp(-zii))
+            else:
+                e = math.exp(zii)
+                sig = e / (1.0 + e)
+            grow[i] += gi * sig
+            for j in range(b):
+                dbsum += grow[j]
+            ci = c[i]
+            dci = dC_raw[i]
+            for j in range(b):
+                gij = grow[j]
+                aj = a[j]
+                daj = dAb[j]
+                for k in range(h):
+                    s = aj[k] + ci[k]
+                    m = gij if s > zero else zero
+                    daj[k] += m
+                    dci[k] += m
+                    dwb[k] += m * s
+        db_part[blk] = dbsum
+
+
 def _pad(t: torch.Tensor, h_pad: int) -> np.ndarray:
     """Detached numpy copy of a (b, h) tensor, zero-padded to (b, h_pad), C-contiguous."""
     arr = t.detach().cpu().numpy()
@@ -105,6 +207,38 @@ def _pad(t: torch.Tensor, h_pad: int) -> np.ndarray:
     out = np.zeros((arr.shape[0], h_pad), dtype=arr.dtype)
     out[:, : arr.shape[1]] = arr
     return out
+
+
+def _prepare(a, c, w2, b2):
+    """Padded numpy copies (a (b, hp), c (bc, hp), w2 (hp,)), b2 as a dtype scalar."""
+    h = a.shape[1]
+    h_pad = max(_LANES, -(-h // _LANES) * _LANES)
+    a_np = _pad(a, h_pad)
+    c_np = _pad(c, h_pad)
+    w_np = np.zeros(h_pad, dtype=a_np.dtype)
+    w_np[:h] = w2.detach().cpu().numpy()
+    b2_val = a_np.dtype.type(b2.detach().cpu().numpy().reshape(-1)[0])
+    return a_np, c_np, w_np, b2_val
+
+
+def _buffers(a_np, c_np):
+    b, h_pad = a_np.shape
+    n_blocks = min(N_BLOCKS, c_np.shape[0])
+    dA_part = np.zeros((n_blocks, b, h_pad), dtype=a_np.dtype)
+    dC_raw = np.zeros((c_np.shape[0], h_pad), dtype=a_np.dtype)
+    dw_part = np.zeros((n_blocks, h_pad), dtype=a_np.dtype)
+    return n_blocks, dA_part, dC_raw, dw_part
+
+
+def _finish(dA_part, dC_raw, dw_part, w_np, h):
+    """(dA, dC, dw2) torch tensors: partial sums added in block order, times w2, unpadded."""
+    dA = np.empty(dA_part.shape[1:], dtype=dA_part.dtype)
+    _sum_blocks(dA_part, w_np, dA)
+    dC = dC_raw * w_np
+    dw = dw_part[0].copy()
+    for blk in range(1, dw_part.shape[0]):
+        dw += dw_part[blk]
+    return tuple(torch.from_numpy(np.ascontiguousarray(t[..., :h])) for t in (dA, dC, dw))
 
 
 class PairLogits(torch.autograd.Function):
@@ -117,48 +251,60 @@ class PairLogits(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a, c, w2, b2):
-        h = a.shape[1]
-        h_pad = max(_LANES, -(-h // _LANES) * _LANES)
-        a_np = _pad(a, h_pad)
-        c_np = _pad(c, h_pad)
-        w_np = np.zeros(h_pad, dtype=a_np.dtype)
-        w_np[:h] = w2.detach().cpu().numpy()
-        b2_val = a_np.dtype.type(b2.detach().cpu().numpy().reshape(-1)[0])
+        a_np, c_np, w_np, b2_val = _prepare(a, c, w2, b2)
         out = np.empty((c_np.shape[0], a_np.shape[0]), dtype=a_np.dtype)
-        _logits_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, out)
+        with _threads(out.size * a_np.shape[1]):
+            _logits_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, out)
         ctx.save_for_backward(a, c, w2, b2)
-        ctx.h = h
-        ctx.h_pad = h_pad
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad):
         a, c, w2, b2 = ctx.saved_tensors
-        h, h_pad = ctx.h, ctx.h_pad
-        a_np = _pad(a, h_pad)
-        c_np = _pad(c, h_pad)
+        a_np, c_np, w_np, _ = _prepare(a, c, w2, b2)
         g = np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=a_np.dtype)
-        b, rows = a_np.shape[0], c_np.shape[0]
-        n_blocks = min(N_BLOCKS, rows)
-        dA_part = np.zeros((n_blocks, b, h_pad), dtype=a_np.dtype)
-        dC_raw = np.zeros((rows, h_pad), dtype=a_np.dtype)
-        dw_part = np.zeros((n_blocks, h_pad), dtype=a_np.dtype)
-        _grad_kernel(a_np, c_np, g, n_blocks, dA_part, dC_raw, dw_part)
-        w_np = np.zeros(h_pad, dtype=a_np.dtype)
-        w_np[:h] = w2.detach().cpu().numpy()
-        dA = np.empty((b, h_pad), dtype=a_np.dtype)
-        _sum_blocks(dA_part, w_np, dA)
-        dC = dC_raw * w_np
-        dw = dw_part[0].copy()
-        for blk in range(1, n_blocks):
-            dw += dw_part[blk]
-        db2 = grad.sum().reshape(1)
-        return (
-            torch.from_numpy(np.ascontiguousarray(dA[:, :h])),
-            torch.from_numpy(np.ascontiguousarray(dC[:, :h])),
-            torch.from_numpy(np.ascontiguousarray(dw[:h])),
-            db2.to(b2.dtype).reshape(b2.shape),
-        )
+        n_blocks, dA_part, dC_raw, dw_part = _buffers(a_np, c_np)
+        with _threads(g.size * a_np.shape[1]):
+            _grad_kernel(a_np, c_np, g, n_blocks, dA_part, dC_raw, dw_part)
+            dA, dC, dw = _finish(dA_part, dC_raw, dw_part, w_np, a.shape[1])
+        return dA, dC, dw, grad.sum().reshape(b2.shape).to(b2.dtype)
+
+
+class InfoNCERows(torch.autograd.Function):
+    """Row terms r_i = F(x_i, y_i) - logsumexp_j F(x_j, y_i) of the InfoNCE bound, with
+    F = softplus(b2 + w2 . relu(a[j] + c[i])), forward and backward in numba.
+
+    Inputs as :class:`PairLogits` with bc = b. Output: (b,), each <= 0. Keeps the (b, b)
+    logits and the (b,) log-sum-exps for the backward pass; nothing of size b * b * h.
+    """
+
+    @staticmethod
+    def forward(ctx, a, c, w2, b2):
+        a_np, c_np, w_np, b2_val = _prepare(a, c, w2, b2)
+        b = a_np.shape[0]
+        logits = np.empty((b, b), dtype=a_np.dtype)
+        lse = np.empty(b, dtype=a_np.dtype)
+        rows = np.empty(b, dtype=a_np.dtype)
+        with _threads(logits.size * a_np.shape[1]):
+            _infonce_rows_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, logits, lse, rows)
+        ctx.save_for_backward(a, c, w2, b2)
+        ctx.logits, ctx.lse = logits, lse
+        return torch.from_numpy(rows)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, c, w2, b2 = ctx.saved_tensors
+        a_np, c_np, w_np, _ = _prepare(a, c, w2, b2)
+        g = np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=a_np.dtype)
+        n_blocks, dA_part, dC_raw, dw_part = _buffers(a_np, c_np)
+        db_part = np.zeros(n_blocks, dtype=np.float64)
+        with _threads(ctx.logits.size * a_np.shape[1]):
+            _infonce_grad_kernel(
+                a_np, c_np, ctx.logits, ctx.lse, g, n_blocks, dA_part, dC_raw, dw_part, db_part
+            )
+            dA, dC, dw = _finish(dA_part, dC_raw, dw_part, w_np, a.shape[1])
+        db = torch.tensor([float(np.sum(db_part))], dtype=b2.dtype).reshape(b2.shape)
+        return dA, dC, dw, db
 
 
 def _split_first_layer(first: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor):
@@ -168,6 +314,14 @@ def _split_first_layer(first: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor)
     a = x @ w[:, :dx].T + first.bias
     c = y @ w[:, dx:].T
     return a, c
+
+
+def fused_infonce_rows(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(b,) InfoNCE row terms ``F(x_i, y_i) - logsumexp_j F(x_j, y_i)`` of the critic
+    ``net`` = Linear, ReLU, Linear(h, 1), Softplus, by the numba kernels (CPU only)."""
+    first, last = net[0], net[2]
+    a, c = _split_first_layer(first, x, y)
+    return InfoNCERows.apply(a, c, last.weight.reshape(-1), last.bias.reshape(1))
 
 
 def fused_logits(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

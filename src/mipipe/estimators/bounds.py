@@ -168,12 +168,18 @@ def infonce_bound(scores: torch.Tensor) -> torch.Tensor:
     b = scores.shape[0]
     if scores.shape[1] != b:
         raise ValueError(f"scores must be square (b, b), got shape {tuple(scores.shape)}")
-    row = torch.diagonal(scores) - torch.logsumexp(scores, dim=1)
-    row = torch.clamp(row, max=0.0)
+    return infonce_from_rows(torch.diagonal(scores) - torch.logsumexp(scores, dim=1))
+
+
+def infonce_from_rows(rows: torch.Tensor) -> torch.Tensor:
+    """InfoNCE bound from its (b,) row terms ``scores[i, i] - logsumexp_j scores[i, j]``
+    (each <= 0): ``mean_i rows_i + log b``, capped at the largest value of the dtype not
+    above log b (float32 rounding of log b could otherwise exceed it by one ulp)."""
+    b = rows.shape[0]
     log_b = math.log(b)
-    value = row.mean() + log_b
-    np_dtype = np.float32 if scores.dtype in (torch.float32, torch.float16, torch.bfloat16) else np.float64
-    cap = float(np_dtype(log_b))
-    if cap > log_b:
-        cap = float(np.nextafter(np_dtype(log_b), np_dtype(-np.inf)))
-    return torch.clamp(value, max=cap)
+    value = torch.clamp(rows, max=0.0).mean() + log_b
+    np_dtype = np.float32 if rows.dtype == torch.float32 else np.float64
+    cap = np_dtype(log_b)
+    if float(cap) > log_b:
+        cap = np.nextafter(cap, np_dtype(-np.inf))
+    return torch.clamp(value, max=float(cap))

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from . import _critic
-from .bounds import dv_bound, infonce_bound, log_mean_exp, nwj_bound
+from .bounds import dv_bound, infonce_bound, infonce_from_rows, log_mean_exp, nwj_bound
 
 __all__ = ["NeuralResult", "mine_mi", "nwj_mi", "infonce_mi", "TRACE_COLUMNS"]
 
@@ -237,6 +237,8 @@ def _train(kind, x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle,
     def bound_of(xb, yb):
         """(bound, log mean exp of marginal critic values or None) on one batch."""
         if kind == "infonce":
+            if form == "fused":  # softplus and log-sum-exp fused too: no b x b torch ops
+                return infonce_from_rows(_critic.fused_infonce_rows(net, xb, yb)), None
             return infonce_bound(_infonce_scores(net, xb, yb, form)), None
         b = xb.shape[0]
         idx = torch.randint(b, (b,), generator=gen).to(dev)  # CLUB's MINE: with replacement

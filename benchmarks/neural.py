@@ -1,0 +1,195 @@
+"""InfoNCE training step: fused numba critic vs the broadcasting and the tiled (thesis) forms.
+
+For a batch of b rows, d = dx + dy inputs and critic width h, one training step of
+:func:`mipipe.estimators.infonce_mi` is: the (b, b) critic matrix and the InfoNCE bound
+(forward), ``loss.backward()`` and one Adam step. The script times that step and measures
+its peak memory for each form:
+
+* ``fused``     -- numba forward/backward kernels, never forms the b x b x h hidden layer
+                   (what ``form="auto"`` uses on the CPU);
+* ``broadcast`` -- (1, b, h) + (b, 1, h) broadcasting in torch, all rows at once
+                   (the b x b x h hidden layer is materialised, forward and backward);
+* ``tiled``     -- the thesis's/CLUB's (b, b, dx + dy) tile of [x_j; y_i] through the MLP.
+
+All three run from this one invocation, each in a fresh subprocess of the same script
+(so that one form's peak memory does not hide another's): imports, data, critic and a
+warm-up step on a small batch (numba cache load, thread pool start) first, then the peak-RSS
+counter is reset (``/proc/self/clear_refs`` = 5; ru_maxrss if that is not allowed) and
+``--repeats`` steps at batch size b are timed. Reported: the median step time, the
+subprocess's peak RSS (VmHWM: Python, torch and numba allocations included) and its increase
+over the RSS just before the timed steps ("step memory"), which is what the form itself
+needs. The targets (issue 3): fused >= 10x faster than tiled and <= 1/10 of its memory.
+
+    .venv/bin/python benchmarks/neural.py            # b = 3334, d = 10 + 10, h = 30
+    .venv/bin/python benchmarks/neural.py --quick    # b = 1000, smoke run (~1 min)
+    .venv/bin/python benchmarks/neural.py --b 10000 --forms fused broadcast
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+FORMS = ("fused", "broadcast", "tiled")
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int) -> dict:
+    """One form in this (fresh) process: warm up, then time ``repeats`` steps."""
+    import numpy as np
+    import torch
+
+    from mipipe.estimators import _critic, neural
+    from mipipe.estimators.bounds import infonce_bound, infonce_from_rows
+
+    rng = np.random.default_rng(seed)
+    x_all = rng.standard_normal((b, dx)).astype(np.float32)
+    y_all = rng.standard_normal((b, dy)).astype(np.float32)
+    m = min(dx, dy)
+    y_all[:, :m] += 0.5 * x_all[:, :m]  # some dependence; the cost does not depend on it
+    x_all, y_all = torch.from_numpy(x_all), torch.from_numpy(y_all)
+    net = neural._make_critic(dx + dy, h, True, seed, torch.float32, torch.device("cpu"))
+    opt = torch.optim.Adam(net.parameters(), lr=0.005)
+
+    def bound(x, y):
+        if form == "fused":
+            return infonce_from_rows(_critic.fused_infonce_rows(net, x, y))
+        if form == "broadcast":
+            return infonce_bound(net[3](_critic.broadcast_logits(net, x, y, chunk=None)))
+        return infonce_bound(net[3](_critic.tiled_logits(net, x, y)))
+
+    def step(x, y):
+        loss = -bound(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    step(x_all[:200], y_all[:200])  # warm-up: numba cache, thread pool, allocator
+    rss_before = _status_kb("VmRSS")
+    reset_ok = _reset_peak()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, cpu = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        step(x_all, y_all)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    peak_kb = _status_kb("VmHWM") if reset_ok else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "form": form,
+        "median_s": statistics.median(times),
+        "best_s": min(times),
+        "cpu_s": statistics.median(cpu),
+        "peak_mb": peak_kb / 1024,
+        "step_mb": (peak_kb - rss_before) / 1024,
+        "rss_before_mb": rss_before / 1024,
+        "peak_method": "VmHWM after clear_refs" if reset_ok else f"ru_maxrss (before: {maxrss_before} kB)",
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_form(form: str, args) -> dict:
+    cmd = [
+        sys.executable, __file__, "--worker", form, "--b", str(args.b), "--dx", str(args.dx),
+        "--dy", str(args.dy), "--h", str(args.h), "--repeats", str(args.repeats),
+        "--seed", str(args.seed),
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"form": form, "error": f"exit {proc.returncode}: " + " | ".join(tail),
+                "wall_s": time.perf_counter() - t0}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="b = 1000, 2 repeats (smoke run)")
+    ap.add_argument("--b", type=int, default=3334, help="batch size (default 3334, the thesis's)")
+    ap.add_argument("--dx", type=int, default=10)
+    ap.add_argument("--dy", type=int, default=10)
+    ap.add_argument("--h", type=int, default=30, help="critic width (default 30)")
+    ap.add_argument("--repeats", type=int, default=None, help="timed steps per form (default 5)")
+    ap.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per form")
+    ap.add_argument("--worker", choices=FORMS, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.b = min(args.b, 1000)
+        args.repeats = args.repeats or 2
+    args.repeats = args.repeats or 5
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.b, args.dx, args.dy, args.h, args.repeats, args.seed)))
+        return 0
+
+    print(f"InfoNCE training step, b = {args.b}, d = {args.dx} + {args.dy}, h = {args.h}, "
+          f"{args.repeats} timed steps per form; load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} CPUs")
+    results = {}
+    print(f"{'form':<10} {'median s/step':>13} {'best s':>8} {'cpu s':>7} {'peak RSS MB':>12} "
+          f"{'step MB':>9}")
+    for form in args.forms:
+        r = run_form(form, args)
+        results[form] = r
+        if "error" in r:
+            print(f"{form:<10} failed: {r['error']}")
+            continue
+        print(f"{form:<10} {r['median_s']:>13.3f} {r['best_s']:>8.3f} {r['cpu_s']:>7.2f} "
+              f"{r['peak_mb']:>12.0f} {r['step_mb']:>9.0f}", flush=True)
+    ok = [f for f in args.forms if "error" not in results[f]]
+    if ok:
+        r0 = results[ok[0]]
+        print(f"memory: {r0['peak_method']}; step MB = peak RSS - RSS before the timed steps "
+              f"({r0['rss_before_mb']:.0f} MB: Python, torch, numba, data); torch threads "
+              f"{r0['threads']}; load average now {os.getloadavg()[0]:.2f}")
+    fused, tiled = results.get("fused"), results.get("tiled")
+    for other in ("tiled", "broadcast"):
+        ref = results.get(other)
+        if fused and ref and "error" not in fused and "error" not in ref:
+            speed = ref["median_s"] / fused["median_s"]
+            mem_peak = fused["peak_mb"] / ref["peak_mb"]
+            mem_step = fused["step_mb"] / max(ref["step_mb"], 1e-9)
+            print(f"fused vs {other}: {speed:.1f}x faster; memory {mem_peak:.3f} of its peak RSS, "
+                  f"{mem_step:.3f} of its step memory")
+    if fused and tiled and "error" not in fused and "error" not in tiled:
+        speed = tiled["median_s"] / fused["median_s"]
+        print(f"target >= 10x faster than tiled: {verdict(speed >= 10)} ({speed:.1f}x)")
+        print(f"target <= 1/10 of tiled memory (peak RSS): "
+              f"{verdict(fused['peak_mb'] <= tiled['peak_mb'] / 10)} "
+              f"({fused['peak_mb']:.0f} vs {tiled['peak_mb']:.0f} MB); step memory: "
+              f"{verdict(fused['step_mb'] <= tiled['step_mb'] / 10)} "
+              f"({fused['step_mb']:.0f} vs {tiled['step_mb']:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""Neural MI estimators (MINE, NWJ, InfoNCE), their bounds and the fused InfoNCE critic.
+
+Reference values: the analytic MI of a correlated Gaussian, -1/2 log(1 - rho^2), and its
+analytic log density ratio (the optimal critic); the tiled (thesis/CLUB) critic as the
+exact reference for the fused and broadcasting forms. Runtime: about 40 s on 2 loaded cores
+(numba kernels cached after the first run; the first run compiles them, ~20 s more).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mipipe.estimators import (
+    NeuralResult,
+    dv_bound,
+    infonce_bound,
+    infonce_mi,
+    mine_mi,
+    nwj_bound,
+    nwj_mi,
+)
+from mipipe.estimators import _critic
+from mipipe.estimators.bounds import infonce_from_rows
+from mipipe.estimators.neural import TRACE_COLUMNS, _batches, _make_critic
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The tests' batches are tiny: torch's intra-op threads only add contention (on a loaded
+    2-core machine a 480-step MINE run took 63 s on 2 threads and 5 s on 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def gaussian(n: int, rho: float, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    y = rho * x + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+    return x, y
+
+
+def true_mi(rho: float) -> float:
+    return -0.5 * math.log(1 - rho**2)
+
+
+def log_ratio(x, y, rho: float):
+    """log p(x, y) / (p(x) p(y)) of the standard bivariate normal with correlation rho."""
+    q = (rho**2 * x**2 - 2 * rho * x * y + rho**2 * y**2) / (2 * (1 - rho**2))
+    return -0.5 * math.log(1 - rho**2) - q
+
+
+# --------------------------------------------------------------------------- bounds
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_infonce_never_above_log_b(dtype):
+    gen = torch.Generator().manual_seed(1)
+    for b in (1, 2, 7, 100, 333):
+        log_b = math.log(b)
+        cases = [
+            torch.randn(b, b, generator=gen, dtype=dtype),
+            1e3 * torch.randn(b, b, generator=gen, dtype=dtype),
+            torch.full((b, b), 1e3, dtype=dtype),
+            torch.diag(torch.full((b,), 1e3, dtype=dtype)) - 1e3,  # perfect separation
+            torch.diag(torch.full((b,), 1e30, dtype=dtype)),
+        ]
+        for scores in cases:
+            value = float(infonce_bound(scores))
+            assert math.isfinite(value)
+            assert value <= log_b, (b, value, log_b)
+    # perfect separation reaches log b (to the dtype's rounding)
+    scores = torch.diag(torch.full((50,), 1e3, dtype=dtype)) - 1e3
+    assert float(infonce_bound(scores)) == pytest.approx(math.log(50), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("big", [100.0, 1000.0])
+def test_large_critic_outputs_give_finite_bounds_and_gradients(dtype, big):
+    gen = torch.Generator().manual_seed(2)
+    tj = (big + torch.randn(64, generator=gen, dtype=dtype)).requires_grad_()
+    tm = (big + torch.randn(64, generator=gen, dtype=dtype)).requires_grad_()
+    for fn in (dv_bound, nwj_bound):
+        value = fn(tj, tm)
+        value.backward()
+        assert math.isfinite(float(value.detach())), fn.__name__
+        assert torch.isfinite(tj.grad).all() and torch.isfinite(tm.grad).all(), fn.__name__
+        tj.grad = tm.grad = None
+    # DV of a constant critic is exactly 0; NWJ of T = big is 'big - e^(big - 1)', hugely
+    # negative but finite (the exponential is continued slowly above log(max) - 4)
+    assert float(dv_bound(torch.full((8,), big, dtype=dtype), torch.full((8,), big, dtype=dtype))) == pytest.approx(0, abs=1e-3)
+    nwj = float(nwj_bound(torch.full((8,), big, dtype=dtype), torch.full((8,), big, dtype=dtype)))
+    assert nwj < -1e30 and math.isfinite(nwj)
+    scores = (big * torch.rand(40, 40, generator=gen, dtype=dtype)).requires_grad_()
+    value = infonce_bound(scores)
+    value.backward()
+    value = float(value.detach())
+    assert math.isfinite(value) and value <= math.log(40)
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_nwj_below_cap_is_the_plain_formula():
+    gen = torch.Generator().manual_seed(3)
+    tj = torch.randn(100, generator=gen, dtype=torch.float64)
+    tm = 3 * torch.randn(100, generator=gen, dtype=torch.float64)
+    assert float(nwj_bound(tj, tm)) == pytest.approx(float(tj.mean() - torch.exp(tm - 1).mean()), rel=1e-13)
+    assert float(dv_bound(tj, tm)) == pytest.approx(float(tj.mean() - torch.log(torch.exp(tm).mean())), rel=1e-13)
+
+
+def test_bounds_with_the_optimal_critic_of_a_gaussian_match_the_true_mi():
+    """rho = 0.5, 1-D, n = 20000: the analytic log density ratio as critic."""
+    rho, n = 0.5, 20000
+    x, y = gaussian(n, rho, seed=11)
+    mi = true_mi(rho)  # 0.1438
+    perm = np.random.default_rng(12).permutation(n)
+    t_joint = torch.from_numpy(log_ratio(x, y, rho))
+    t_marg = torch.from_numpy(log_ratio(x, y[perm], rho))
+    dv = float(dv_bound(t_joint, t_marg))
+    nwj = float(nwj_bound(1 + t_joint, 1 + t_marg))  # NWJ's optimal critic: 1 + log ratio
+    # InfoNCE: scores[i, j] = r(x_j, y_i) on 10 batches of 2000 (a 20000^2 matrix is 3 GB)
+    values = []
+    for lo in range(0, n, 2000):
+        xb, yb = x[lo : lo + 2000], y[lo : lo + 2000]
+        scores = torch.from_numpy(log_ratio(xb[None, :], yb[:, None], rho))
+        values.append(float(infonce_bound(scores)))
+    nce = float(np.mean(values))
+    for name, value in (("dv", dv), ("nwj", nwj), ("infonce", nce)):
+        assert abs(value - mi) < 0.05, (name, value, mi)
+    # and a useless critic (constant) gives 0 for DV and InfoNCE
+    assert float(dv_bound(torch.zeros(5), torch.zeros(7))) == pytest.approx(0, abs=1e-6)
+    assert float(infonce_bound(torch.zeros(9, 9))) == pytest.approx(0, abs=1e-6)
+
+
+def test_bound_input_errors():
+    with pytest.raises(ValueError, match="square"):
+        infonce_bound(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        infonce_bound(torch.zeros(3))
+    with pytest.raises(ValueError, match="empty"):
+        dv_bound(torch.zeros(0), torch.zeros(3))
+    with pytest.raises(ValueError, match="tensor"):
+        nwj_bound(np.zeros(3), torch.zeros(3))
+    with pytest.raises(ValueError, match="floating"):
+        dv_bound(torch.zeros(3, dtype=torch.int64), torch.zeros(3))
+
+
+# --------------------------------------------------------------------------- critic forms
+def _grads(net, fn):
+    net.zero_grad()
+    out = fn()
+    weights = torch.linspace(-1, 2, out.numel(), dtype=out.dtype).reshape(out.shape)
+    (out * weights).sum().backward()
+    return [out.detach().clone()] + [p.grad.detach().clone() for p in net.parameters()]
+
+
+def _rel(u, v):
+    return float((u - v).abs().max() / v.abs().max().clamp_min(1e-30))
+
+
+# Relative to the largest entry. float64: all forms agree to 1e-10. float32: the critic matrix
+# and the InfoNCE bound to 1e-5; gradients to 5e-5, as they are sums of b^2 = 4489 terms of
+# O(1) with cancellation, rounded in different orders (float32 eps 6e-8 x 4489 ~ 3e-4 of
+# one term in the worst case).
+TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 5e-5)}
+
+
+def _check_close(got, ref, dtype, name):
+    for label, u, v in zip(("value", "W1", "b1", "w2", "b2"), got, ref):
+        tol = TOL[dtype][0 if label == "value" else 1]
+        assert _rel(u, v) < tol, (name, label, _rel(u, v))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_broadcast_and_tiled_critic_matrix_and_gradients_agree(dtype):
+    gen = torch.Generator().manual_seed(4)
+    b, dx, dy, h = 67, 3, 2, 21  # h not a multiple of the SIMD padding
+    x = torch.randn(b, dx, generator=gen, dtype=dtype)
+    y = torch.randn(b, dy, generator=gen, dtype=dtype)
+    net = _make_critic(dx + dy, h, True, 5, dtype, CPU)
+    ref = _grads(net, lambda: _critic.tiled_logits(net, x, y))
+    # the tiled form is the critic applied pair by pair: scores[i, j] = F(x_j, y_i)
+    direct = net[2](net[1](net[0](torch.cat([x[3], y[5]])))).squeeze()
+    assert float(ref[0][5, 3]) == pytest.approx(float(direct.detach()), rel=1e-6)
+    forms = {
+        "fused": lambda: _critic.fused_logits(net, x, y),
+        "broadcast": lambda: _critic.broadcast_logits(net, x, y),
+        "broadcast chunked": lambda: _critic.broadcast_logits(net, x, y, chunk=10),
+    }
+    for name, fn in forms.items():
+        _check_close(_grads(net, fn), ref, dtype, name)
+    # the fused InfoNCE row terms (softplus and log-sum-exp inside the kernels)
+    fused = _grads(net, lambda: infonce_from_rows(_critic.fused_infonce_rows(net, x, y)).reshape(1))
+    tiled = _grads(net, lambda: infonce_bound(net[3](_critic.tiled_logits(net, x, y))).reshape(1))
+    _check_close(fused, tiled, dtype, "infonce rows")
+
+
+def test_fused_infonce_is_finite_and_below_log_b_for_huge_critic_outputs():
+    b = 40
+    x = torch.randn(b, 2, generator=torch.Generator().manual_seed(6))
+    y = x + 0.1
+    for scale in (100.0, 1000.0):
+        net = _make_critic(4, 8, True, 0, torch.float32, CPU)
+        with torch.no_grad():
+            net[2].weight.mul_(scale)
+            net[2].bias.fill_(scale)
+        out = infonce_from_rows(_critic.fused_infonce_rows(net, x, y))
+        out.backward()
+        assert math.isfinite(float(out.detach())) and float(out) <= math.log(b)
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_fused_kernels_are_bit_identical_across_thread_counts():
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(150, 4, generator=gen)
+    y = torch.randn(150, 3, generator=gen)
+    net = _make_critic(7, 30, True, 1, torch.float32, CPU)
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            results.append(_grads(net, lambda: infonce_from_rows(_critic.fused_infonce_rows(net, x, y)).reshape(1)))
+            results.append(_grads(net, lambda: _critic.fused_logits(net, x, y)))
+    finally:
+        numba.set_num_threads(before)
+    for u, v in zip(results[0] + results[1], results[-2] + results[-1]):
+        assert torch.equal(u, v)
+
+
+# --------------------------------------------------------------------------- training
+def test_batches_follow_the_thesis_protocol():
+    assert _batches(10000, 3334) == [(0, 3334), (3334, 6668), (6668, 10000)]
+    assert _batches(100, 3334) == [(0, 100)]
+    assert _batches(7, 3) == [(0, 3), (3, 7)]  # a 1-row tail joins the previous batch
+    assert _batches(8, 3) == [(0, 3), (3, 6), (6, 8)]
+
+
+# Trained estimators on a 1-D Gaussian with rho = 0.8 (MI 0.5108). The thesis's settings
+# (n = 10000, batch 3334, 300 epochs) take minutes; here n = 2000 in batches of 250 gives
+# 8 Adam steps per epoch, 60 epochs (480 steps) with lr 0.01 converge, and the mean of the
+# last 20 steps averages the per-batch noise (std ~ 0.05 at b = 250) down to ~0.015.
+TRAIN = dict(hidden=30, lr=0.01, epochs=60, batch_size=250, seed=0, device="cpu")
+
+
+@pytest.mark.parametrize("estimator", [mine_mi, nwj_mi, infonce_mi])
+def test_trained_estimators_recover_gaussian_mi(estimator):
+    x, y = gaussian(2000, 0.8, seed=21)
+    result = estimator(x, y, **TRAIN)
+    assert isinstance(result, NeuralResult) and result.device == "cpu"
+    assert abs(result.estimate - true_mi(0.8)) < 0.05, (estimator.__name__, result.estimate)
+    assert float(result) == result.estimate
+    assert result.estimate == pytest.approx(result.trace["estimate_nats"].to_numpy()[-20:].mean())
+    assert result.seconds > 0
+    assert len(result.trace) == 60 * 8
+
+
+def test_trace_columns_and_types_and_progress_callback():
+    x, y = gaussian(300, 0.8, seed=22)
+    calls = []
+    result = infonce_mi(x, y, hidden=5, epochs=3, batch_size=100, progress=lambda s, r: calls.append((s, r)))
+    trace = result.trace
+    assert tuple(trace.columns) == TRACE_COLUMNS
+    assert [str(t) for t in trace.dtypes] == ["int64"] * 3 + ["float64"] * 3
+    assert trace["step"].tolist() == list(range(9))
+    assert trace["epoch"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert trace["batch"].tolist() == [0, 1, 2] * 3
+    assert trace["heldout_nats"].isna().all()
+    assert [s for s, _ in calls] == list(range(9))
+    assert calls[4][1]["estimate_nats"] == trace["estimate_nats"][4]
+    assert set(calls[0][1]) == set(TRACE_COLUMNS)
+    assert (trace["estimate_nats"] <= math.log(100)).all()
+    assert trace["loss"].to_numpy() == pytest.approx(-trace["estimate_nats"].to_numpy())
+    infonce_mi(x, y, hidden=5, epochs=1, batch_size=100, progress=True)  # tqdm bar runs
+
+
+@pytest.mark.parametrize(
+    "estimator, options",
+    [
+        (infonce_mi, {}),
+        (infonce_mi, {"form": "broadcast", "shuffle": True}),
+        (mine_mi, {"holdout": 0.25}),
+        (mine_mi, {"ema": 0.1, "shuffle": True}),
+        (nwj_mi, {}),
+    ],
+)
+def test_same_seed_identical_different_seed_different(estimator, options):
+    x, y = gaussian(400, 0.8, seed=23)
+    kw = dict(hidden=8, epochs=4, batch_size=100, device="cpu", **options)
+    a = estimator(x, y, seed=3, **kw)
+    b = estimator(x, y, seed=3, **kw)
+    c = estimator(x, y, seed=4, **kw)
+    assert a.estimate == b.estimate
+    pd.testing.assert_frame_equal(a.trace, b.trace, check_exact=True)
+    assert not np.array_equal(a.trace["estimate_nats"].to_numpy(), c.trace["estimate_nats"].to_numpy())
+
+
+def test_infonce_forms_train_identically_to_float_tolerance():
+    x, y = gaussian(300, 0.8, seed=24)
+    kw = dict(hidden=6, epochs=3, batch_size=100, dtype="float64")
+    traces = [infonce_mi(x, y, form=f, **kw).trace["estimate_nats"].to_numpy() for f in ("fused", "broadcast", "tiled")]
+    assert traces[0] == pytest.approx(traces[2], rel=1e-9, abs=1e-12)
+    assert traces[1] == pytest.approx(traces[2], rel=1e-9, abs=1e-12)
+
+
+def test_holdout_estimates_on_held_out_rows():
+    x, y = gaussian(400, 0.8, seed=25)
+    result = mine_mi(x, y, hidden=8, epochs=5, batch_size=100, holdout=0.25, last=5)
+    held = result.trace["heldout_nats"].to_numpy()
+    assert np.isfinite(held).all() and len(held) == 5 * 3  # 300 training rows, 3 batches
+    assert result.estimate == pytest.approx(held[-5:].mean())
+    assert not np.array_equal(held, result.trace["estimate_nats"].to_numpy())
+
+
+def test_mine_moving_average_of_rate_one_is_the_plain_gradient():
+    """With alpha = 1 the moving average is the batch's own mean exp T, so the bias-corrected
+    gradient (Belghazi et al. 2018, section 3.2) equals the plain gradient of the DV bound."""
+    x, y = gaussian(300, 0.8, seed=26)
+    kw = dict(hidden=8, epochs=4, batch_size=100, dtype="float64")
+    plain = mine_mi(x, y, **kw).trace["estimate_nats"].to_numpy()
+    ema1 = mine_mi(x, y, ema=1.0, **kw).trace["estimate_nats"].to_numpy()
+    ema_small = mine_mi(x, y, ema=0.01, **kw).trace["estimate_nats"].to_numpy()
+    assert ema1 == pytest.approx(plain, rel=1e-10, abs=1e-12)
+    assert not np.allclose(ema_small[3:], plain[3:], rtol=1e-6)
+    assert ema_small[0] == plain[0]  # same initial critic and draws
+
+
+def test_last_longer_than_training_averages_all_steps():
+    x, y = gaussian(200, 0.8, seed=27)
+    result = nwj_mi(x, y, hidden=4, epochs=2, batch_size=100, last=50)
+    assert result.estimate == pytest.approx(result.trace["estimate_nats"].mean())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(y=np.zeros(9)), "same number of samples"),
+        (dict(x=np.r_[np.nan, np.ones(9)]), "NaN"),
+        (dict(x=np.r_[np.inf, np.ones(9)]), "inf"),
+        (dict(x=np.ones(1), y=np.ones(1)), "at least 2"),
+        (dict(x=np.ones((10, 2, 2))), "shape"),
+        (dict(hidden=0), "hidden"),
+        (dict(lr=0.0), "lr"),
+        (dict(lr=float("nan")), "lr"),
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=1), "batch_size"),
+        (dict(holdout=1.0), "holdout"),
+        (dict(holdout=0.05), "holdout"),
+        (dict(last=0), "last"),
+        (dict(seed=-1), "seed"),
+        (dict(device="tpu"), "device"),
+        (dict(progress="yes"), "progress"),
+        (dict(shuffle=1), "shuffle"),
+        (dict(dtype="float16"), "dtype"),
+    ],
+)
+def test_bad_input_raises_value_error(kwargs, message):
+    rng = np.random.default_rng(0)
+    args = dict(x=rng.standard_normal(10), y=rng.standard_normal(10), epochs=1)
+    args.update(kwargs)
+    x, y = args.pop("x"), args.pop("y")
+    for estimator in (mine_mi, nwj_mi, infonce_mi):
+        with pytest.raises(ValueError, match=message):
+            estimator(x, y, **args)
+
+
+def test_estimator_specific_errors():
+    x, y = gaussian(20, 0.5, seed=0)
+    with pytest.raises(ValueError, match="form"):
+        infonce_mi(x, y, form="dense", epochs=1)
+    for bad in (0.0, 1.5, True):
+        with pytest.raises(ValueError, match="ema"):
+            mine_mi(x, y, ema=bad, epochs=1)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            mine_mi(x, y, device="cuda", epochs=1)
+
+
+def test_torch_inputs_and_auto_device():
+    x, y = gaussian(200, 0.8, seed=28)
+    a = mine_mi(torch.from_numpy(x), torch.from_numpy(y)[:, None], hidden=4, epochs=2, batch_size=100)
+    b = mine_mi(x, y, hidden=4, epochs=2, batch_size=100)
+    assert a.estimate == b.estimate
+    assert a.device == ("cuda:0" if torch.cuda.is_available() else "cpu")
