@@ -36,24 +36,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from estimators import _reset_peak_rss, _status_kb  # noqa: E402  (same peak-RSS method)
+
 FORMS = ("fused", "broadcast", "tiled")
-
-
-def _status_kb(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int) -> dict:
@@ -89,7 +75,7 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int)
 
     step(x_all[:200], y_all[:200])  # warm-up: numba cache, thread pool, allocator
     rss_before = _status_kb("VmRSS")
-    reset_ok = _reset_peak()
+    reset_ok = _reset_peak_rss()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times, cpu = [], []
     for _ in range(repeats):

@@ -39,7 +39,7 @@ _LANES = 16  # pad h to a multiple of this so the inner k loop is whole SIMD vec
 # thread pool costs more than it saves, and on a loaded machine far more (a 250-row batch
 # took 10x longer on 2 threads than on 1 with other jobs running). Results do not depend on
 # the thread count (fixed blocks, fixed summation order).
-_PARALLEL_MIN_WORK = 2e7
+_PARALLEL_MIN_WORK = 5e7
 
 
 class _threads:
@@ -58,22 +58,48 @@ class _threads:
             numba.set_num_threads(self.before)
 
 
+@njit(cache=True, inline="always")
+def _logit_row(aT, ci, w2, b2, row):  # pragma: no cover - compiled
+    """row[j] = b2 + sum_k w2[k] relu(aT[k, j] + ci[k]), summed in k order. The inner loop
+    runs over j (contiguous, no reduction), so it vectorises without reassociating sums."""
+    h, b = aT.shape
+    zero = b2 - b2
+    for j in range(b):
+        row[j] = b2
+    for k in range(h):
+        ck = ci[k]
+        wk = w2[k]
+        ak = aT[k]
+        for j in range(b):
+            s = ak[j] + ck
+            row[j] += wk * (s if s > zero else zero)
+
+
+@njit(cache=True, inline="always")
+def _accumulate_row(a, ci, gi, dAb, dci, dwb):  # pragma: no cover - compiled
+    """For one row i with upstream gradients gi[j] = dL/dz_ij:
+    dAb[j, k] += gi[j] 1[a_jk + ci_k > 0], dci[k] += the same summed over j, and
+    dwb[k] += gi[j] relu(a_jk + ci_k). The inner loop runs over k (contiguous, one
+    accumulator per k): it vectorises without reassociating any sum."""
+    b, h = a.shape
+    zero = a[0, 0] - a[0, 0]
+    for j in range(b):
+        gij = gi[j]
+        aj = a[j]
+        daj = dAb[j]
+        for k in range(h):
+            s = aj[k] + ci[k]
+            m = gij if s > zero else zero
+            daj[k] += m
+            dci[k] += m
+            dwb[k] += m * s
+
+
 @njit(parallel=True, cache=True)
 def _logits_kernel(aT, c, w2, b2, out):  # pragma: no cover - compiled
     """out[i, j] = b2 + sum_k w2[k] relu(aT[k, j] + c[i, k]); aT (h, b), c (b, h)."""
-    h, b = aT.shape
-    zero = b2 - b2
     for i in prange(c.shape[0]):
-        row = out[i]
-        for j in range(b):
-            row[j] = b2
-        for k in range(h):
-            ck = c[i, k]
-            wk = w2[k]
-            ak = aT[k]
-            for j in range(b):  # contiguous in j, no reduction: vectorises
-                s = ak[j] + ck
-                row[j] += wk * (s if s > zero else zero)
+        _logit_row(aT, c[i], w2, b2, out[i])
 
 
 @njit(parallel=True, cache=True)
@@ -84,27 +110,11 @@ def _grad_kernel(a, c, g, n_blocks, dA_part, dC_raw, dw_part):  # pragma: no cov
     dw_part[blk, k]    = sum_{i in blk} sum_j G[i, j] relu(a_jk + c_ik)
     The inner loop runs over k (contiguous, one accumulator per k): it vectorises without
     reassociating any sum."""
-    b, h = a.shape
     rows = c.shape[0]
-    zero = a[0, 0] - a[0, 0]
     size = (rows + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
-        dAb = dA_part[blk]
-        dwb = dw_part[blk]
         for i in range(blk * size, min(rows, (blk + 1) * size)):
-            ci = c[i]
-            dci = dC_raw[i]
-            gi = g[i]
-            for j in range(b):
-                gij = gi[j]
-                aj = a[j]
-                daj = dAb[j]
-                for k in range(h):
-                    s = aj[k] + ci[k]
-                    m = gij if s > zero else zero
-                    daj[k] += m
-                    dci[k] += m
-                    dwb[k] += m * s
+            _accumulate_row(a, c[i], g[i], dA_part[blk], dC_raw[i], dw_part[blk])
 
 
 @njit(parallel=True, cache=True)
@@ -128,19 +138,10 @@ def _infonce_rows_kernel(aT, c, w2, b2, logits, lse, rows):  # pragma: no cover 
     lse[i] = logsumexp_j s_ij = log(b + sum_j exp(z_ij)) = M + log(b e^-M + sum_j e^(z_ij - M))
     with M = max(0, max_j z_ij) (no overflow); rows[i] = s_ii - lse[i].
     One exponential per pair instead of softplus's exp + log1p and logsumexp's exp."""
-    h, b = aT.shape
-    zero = b2 - b2
+    b = aT.shape[1]
     for i in prange(c.shape[0]):
         row = logits[i]
-        for j in range(b):
-            row[j] = b2
-        for k in range(h):
-            ck = c[i, k]
-            wk = w2[k]
-            ak = aT[k]
-            for j in range(b):
-                s = ak[j] + ck
-                row[j] += wk * (s if s > zero else zero)
+        _logit_row(aT, c[i], w2, b2, row)
         top = 0.0
         for j in range(b):
             if row[j] > top:
@@ -160,9 +161,8 @@ def _infonce_grad_kernel(a, c, logits, lse, g, n_blocks, dA_part, dC_raw, dw_par
     logits: dL/dz_ij = g_i (delta_ij sigmoid(z_ii) - exp(z_ij - lse_i)) (softmax of the scores
     times the softplus slope: exp(s - lse) sigmoid(z) = exp(z - lse)); then the accumulation
     of _grad_kernel, and db_part[blk] = sum over the block's rows of dL/dz."""
-    b, h = a.shape
+    b = a.shape[0]
     rows = c.shape[0]
-    zero = a[0, 0] - a[0, 0]
     size = (rows + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
         dAb = dA_part[blk]
@@ -184,18 +184,7 @@ def _infonce_grad_kernel(a, c, logits, lse, g, n_blocks, dA_part, dC_raw, dw_par
             grow[i] += gi * sig
             for j in range(b):
                 dbsum += grow[j]
-            ci = c[i]
-            dci = dC_raw[i]
-            for j in range(b):
-                gij = grow[j]
-                aj = a[j]
-                daj = dAb[j]
-                for k in range(h):
-                    s = aj[k] + ci[k]
-                    m = gij if s > zero else zero
-                    daj[k] += m
-                    dci[k] += m
-                    dwb[k] += m * s
+            _accumulate_row(a, c[i], grow, dAb, dC_raw[i], dwb)
         db_part[blk] = dbsum
 
 
@@ -230,6 +219,18 @@ def _buffers(a_np, c_np):
     return n_blocks, dA_part, dC_raw, dw_part
 
 
+def _save(ctx, a, c, w2, b2):
+    ctx.save_for_backward(a, c, w2, b2)
+    ctx.h, ctx.b2_shape = a.shape[1], b2.shape
+
+
+def _backward_inputs(ctx, grad):
+    """Padded inputs, the upstream gradient as a numpy array and the partial-sum buffers."""
+    a_np, c_np, w_np, _ = _prepare(*ctx.saved_tensors)
+    g = np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=a_np.dtype)
+    return a_np, c_np, w_np, g, _buffers(a_np, c_np)
+
+
 def _finish(dA_part, dC_raw, dw_part, w_np, h):
     """(dA, dC, dw2) torch tensors: partial sums added in block order, times w2, unpadded."""
     dA = np.empty(dA_part.shape[1:], dtype=dA_part.dtype)
@@ -255,19 +256,16 @@ class PairLogits(torch.autograd.Function):
         out = np.empty((c_np.shape[0], a_np.shape[0]), dtype=a_np.dtype)
         with _threads(out.size * a_np.shape[1]):
             _logits_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, out)
-        ctx.save_for_backward(a, c, w2, b2)
+        _save(ctx, a, c, w2, b2)
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad):
-        a, c, w2, b2 = ctx.saved_tensors
-        a_np, c_np, w_np, _ = _prepare(a, c, w2, b2)
-        g = np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=a_np.dtype)
-        n_blocks, dA_part, dC_raw, dw_part = _buffers(a_np, c_np)
-        with _threads(g.size * a_np.shape[1]):
-            _grad_kernel(a_np, c_np, g, n_blocks, dA_part, dC_raw, dw_part)
-            dA, dC, dw = _finish(dA_part, dC_raw, dw_part, w_np, a.shape[1])
-        return dA, dC, dw, grad.sum().reshape(b2.shape).to(b2.dtype)
+        a_np, c_np, w_np, g, parts = _backward_inputs(ctx, grad)
+        with _threads(c_np.shape[0] * a_np.size):
+            _grad_kernel(a_np, c_np, g, *parts)
+            dA, dC, dw = _finish(*parts[1:], w_np, ctx.h)
+        return dA, dC, dw, grad.sum().reshape(ctx.b2_shape).to(grad.dtype)
 
 
 class InfoNCERows(torch.autograd.Function):
@@ -287,23 +285,18 @@ class InfoNCERows(torch.autograd.Function):
         rows = np.empty(b, dtype=a_np.dtype)
         with _threads(logits.size * a_np.shape[1]):
             _infonce_rows_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, logits, lse, rows)
-        ctx.save_for_backward(a, c, w2, b2)
+        _save(ctx, a, c, w2, b2)
         ctx.logits, ctx.lse = logits, lse
         return torch.from_numpy(rows)
 
     @staticmethod
     def backward(ctx, grad):
-        a, c, w2, b2 = ctx.saved_tensors
-        a_np, c_np, w_np, _ = _prepare(a, c, w2, b2)
-        g = np.ascontiguousarray(grad.detach().cpu().numpy(), dtype=a_np.dtype)
-        n_blocks, dA_part, dC_raw, dw_part = _buffers(a_np, c_np)
-        db_part = np.zeros(n_blocks, dtype=np.float64)
-        with _threads(ctx.logits.size * a_np.shape[1]):
-            _infonce_grad_kernel(
-                a_np, c_np, ctx.logits, ctx.lse, g, n_blocks, dA_part, dC_raw, dw_part, db_part
-            )
-            dA, dC, dw = _finish(dA_part, dC_raw, dw_part, w_np, a.shape[1])
-        db = torch.tensor([float(np.sum(db_part))], dtype=b2.dtype).reshape(b2.shape)
+        a_np, c_np, w_np, g, parts = _backward_inputs(ctx, grad)
+        db_part = np.zeros(parts[0], dtype=np.float64)
+        with _threads(c_np.shape[0] * a_np.size):
+            _infonce_grad_kernel(a_np, c_np, ctx.logits, ctx.lse, g, *parts, db_part)
+            dA, dC, dw = _finish(*parts[1:], w_np, ctx.h)
+        db = torch.tensor([float(np.sum(db_part))], dtype=grad.dtype).reshape(ctx.b2_shape)
         return dA, dC, dw, db
 
 

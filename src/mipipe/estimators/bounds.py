@@ -35,6 +35,11 @@ def _check_values(t, name: str, ndim: int | None = None) -> torch.Tensor:
     return t
 
 
+def _check_pair(t_joint, t_marginal) -> None:
+    _check_values(t_joint, "t_joint")
+    _check_values(t_marginal, "t_marginal")
+
+
 def log_mean_exp(t: torch.Tensor, dim=None) -> torch.Tensor:
     """``log mean exp(t)`` computed as ``logsumexp(t) - log n`` (no overflow).
 
@@ -69,8 +74,7 @@ def dv_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor) -> torch.Tensor:
     ValueError
         A non-tensor, non-floating or empty argument.
     """
-    _check_values(t_joint, "t_joint")
-    _check_values(t_marginal, "t_marginal")
+    _check_pair(t_joint, t_marginal)
     return t_joint.mean() - log_mean_exp(t_marginal)
 
 
@@ -123,17 +127,10 @@ def nwj_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor) -> torch.Tensor:
     t_joint : (m,) float tensor, critic values on joint samples.
     t_marginal : (k,) float tensor, critic values on product-of-marginals samples.
 
-    Returns
-    -------
-    0-d tensor (nats), differentiable.
-
-    Raises
-    ------
-    ValueError
-        A non-tensor, non-floating or empty argument.
+    Returns a differentiable 0-d tensor (nats); raises ValueError for a non-tensor,
+    non-floating or empty argument.
     """
-    _check_values(t_joint, "t_joint")
-    _check_values(t_marginal, "t_marginal")
+    _check_pair(t_joint, t_marginal)
     z = log_mean_exp(t_marginal - 1.0)
     return t_joint.mean() - _CappedExp.apply(z, _exp_cap(z.dtype))
 

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from . import _critic
+from ._validation import as_samples
 from .bounds import dv_bound, infonce_bound, infonce_from_rows, log_mean_exp, nwj_bound
 
 __all__ = ["NeuralResult", "mine_mi", "nwj_mi", "infonce_mi", "TRACE_COLUMNS"]
@@ -63,33 +64,11 @@ class NeuralResult:
 
 
 # ----------------------------------------------------------------------------- checks
-def _as_tensor(a, name: str) -> np.ndarray:
+def _as_array(a, name: str) -> np.ndarray:
+    """(n, d) float64 numpy array from a numpy array or a torch tensor (ValueError if bad)."""
     if isinstance(a, torch.Tensor):
         a = a.detach().cpu().numpy()
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # pragma: no cover - exotic objects
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real, got complex dtype {arr.dtype}")
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    elif arr.ndim != 2:
-        raise ValueError(f"{name} must be (n,) or (n, d), got shape {arr.shape}")
-    if arr.shape[1] == 0:
-        raise ValueError(f"{name} has no dimensions (shape {arr.shape})")
-    arr = arr.astype(np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        kind = "NaN" if np.isnan(arr[r, c]) else "inf"
-        raise ValueError(
-            f"{name} contains {int(bad.sum())} non-finite value(s) ({kind} first at row {r}, "
-            f"column {c})"
-        )
-    return arr
+    return as_samples(a, name)
 
 
 def _int(value, name: str, low: int) -> int:
@@ -99,8 +78,8 @@ def _int(value, name: str, low: int) -> int:
 
 
 def _check(x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype):
-    x = _as_tensor(x, "x")
-    y = _as_tensor(y, "y")
+    x = _as_array(x, "x")
+    y = _as_array(y, "y")
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must have the same number of samples (rows), got {x.shape[0]} and {y.shape[0]}"
@@ -379,9 +358,7 @@ def mine_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
     -------
     NeuralResult (estimate in nats, per-step trace, device, seconds).
     {raises}"""
-    return _train("mine", x, y, hidden=hidden, lr=lr, epochs=epochs, batch_size=batch_size,
-                  seed=seed, device=device, shuffle=shuffle, holdout=holdout, last=last,
-                  ema=ema, progress=progress, form="auto", dtype=dtype)
+    return _train("mine", form="auto", **locals())
 
 
 def nwj_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
@@ -398,9 +375,7 @@ def nwj_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
     -------
     NeuralResult (estimate in nats, per-step trace, device, seconds).
     {raises}"""
-    return _train("nwj", x, y, hidden=hidden, lr=lr, epochs=epochs, batch_size=batch_size,
-                  seed=seed, device=device, shuffle=shuffle, holdout=holdout, last=last,
-                  ema=None, progress=progress, form="auto", dtype=dtype)
+    return _train("nwj", form="auto", ema=None, **locals())
 
 
 def infonce_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
@@ -426,10 +401,7 @@ def infonce_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
     -------
     NeuralResult (estimate in nats, per-step trace, device, seconds).
     {raises}"""
-    return _train("infonce", x, y, hidden=hidden, lr=lr, epochs=epochs,
-                  batch_size=batch_size, seed=seed, device=device, shuffle=shuffle,
-                  holdout=holdout, last=last, ema=None, progress=progress, form=form,
-                  dtype=dtype)
+    return _train("infonce", ema=None, **locals())
 
 
 for _f, _extra in ((mine_mi, ", ema outside (0, 1]"), (nwj_mi, ""),
