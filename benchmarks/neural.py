@@ -42,7 +42,8 @@ from estimators import _reset_peak_rss, _status_kb  # noqa: E402  (same peak-RSS
 FORMS = ("fused", "broadcast", "tiled")
 
 
-def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int) -> dict:
+def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int,
+           device: str = "cpu") -> dict:
     """One form in this (fresh) process: warm up, then time ``repeats`` steps."""
     import numpy as np
     import torch
@@ -55,8 +56,10 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int)
     y_all = rng.standard_normal((b, dy)).astype(np.float32)
     m = min(dx, dy)
     y_all[:, :m] += 0.5 * x_all[:, :m]  # some dependence; the cost does not depend on it
-    x_all, y_all = torch.from_numpy(x_all), torch.from_numpy(y_all)
-    net = neural._make_critic(dx + dy, h, True, seed, torch.float32, torch.device("cpu"))
+    dev = torch.device(device)
+    x_all, y_all = torch.from_numpy(x_all).to(dev), torch.from_numpy(y_all).to(dev)
+    net = neural._make_critic(dx + dy, h, True, seed, torch.float32, dev)
+    cuda = dev.type == "cuda"
     opt = torch.optim.Adam(net.parameters(), lr=0.005)
 
     def bound(x, y):
@@ -64,6 +67,8 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int)
             return infonce_from_rows(_critic.fused_infonce_rows(net, x, y))
         if form == "broadcast":
             return infonce_bound(net[3](_critic.broadcast_logits(net, x, y, chunk=None)))
+        if form == "auto":  # what infonce_mi runs on this device
+            return infonce_bound(neural._infonce_scores(net, x, y, "broadcast"))
         return infonce_bound(net[3](_critic.tiled_logits(net, x, y)))
 
     def step(x, y):
@@ -71,9 +76,14 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss)  # (synchronises with the GPU)
 
     step(x_all[:200], y_all[:200])  # warm-up: numba cache, thread pool, allocator
+    if cuda:
+        step(x_all, y_all)  # CUDA kernels and allocator at full size
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(dev)
+        gpu_before = torch.cuda.memory_allocated(dev)
     rss_before = _status_kb("VmRSS")
     reset_ok = _reset_peak_rss()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -84,7 +94,15 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     peak_kb = _status_kb("VmHWM") if reset_ok else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extra = {}
+    if cuda:
+        extra = {
+            "gpu_peak_mb": torch.cuda.max_memory_allocated(dev) / 2**20,
+            "gpu_step_mb": (torch.cuda.max_memory_allocated(dev) - gpu_before) / 2**20,
+            "gpu": torch.cuda.get_device_name(dev),
+        }
     return {
+        **extra,
         "form": form,
         "median_s": statistics.median(times),
         "best_s": min(times),
@@ -101,7 +119,7 @@ def run_form(form: str, args) -> dict:
     cmd = [
         sys.executable, __file__, "--worker", form, "--b", str(args.b), "--dx", str(args.dx),
         "--dy", str(args.dy), "--h", str(args.h), "--repeats", str(args.repeats),
-        "--seed", str(args.seed),
+        "--seed", str(args.seed), "--device", args.device,
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -124,20 +142,25 @@ def main(argv=None) -> int:
     ap.add_argument("--dy", type=int, default=10)
     ap.add_argument("--h", type=int, default=30, help="critic width (default 30)")
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per form (default 5)")
-    ap.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
+    ap.add_argument("--forms", nargs="+", choices=FORMS + ("auto",), default=None,
+                    help="default: fused broadcast tiled (CPU), auto broadcast tiled (CUDA)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; fused is CPU-only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per form")
-    ap.add_argument("--worker", choices=FORMS, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=FORMS + ("auto",), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.quick:
         args.b = min(args.b, 1000)
         args.repeats = args.repeats or 2
     args.repeats = args.repeats or 5
+    if args.forms is None:
+        args.forms = list(FORMS) if args.device == "cpu" else ["auto", "broadcast", "tiled"]
     if args.worker:
-        print(json.dumps(worker(args.worker, args.b, args.dx, args.dy, args.h, args.repeats, args.seed)))
+        print(json.dumps(worker(args.worker, args.b, args.dx, args.dy, args.h, args.repeats,
+                                args.seed, args.device)))
         return 0
 
-    print(f"InfoNCE training step, b = {args.b}, d = {args.dx} + {args.dy}, h = {args.h}, "
+    print(f"InfoNCE training step on {args.device}, b = {args.b}, d = {args.dx} + {args.dy}, h = {args.h}, "
           f"{args.repeats} timed steps per form; load average {os.getloadavg()[0]:.2f}, "
           f"{os.cpu_count()} CPUs")
     results = {}
@@ -151,6 +174,9 @@ def main(argv=None) -> int:
             continue
         print(f"{form:<10} {r['median_s']:>13.3f} {r['best_s']:>8.3f} {r['cpu_s']:>7.2f} "
               f"{r['peak_mb']:>12.0f} {r['step_mb']:>9.0f}", flush=True)
+        if "gpu" in r:
+            print(f"{'':<10} {r['gpu']}: peak allocated {r['gpu_peak_mb']:.0f} MB, "
+                  f"{r['gpu_step_mb']:.0f} MB over the resident tensors", flush=True)
     ok = [f for f in args.forms if "error" not in results[f]]
     if ok:
         r0 = results[ok[0]]
@@ -164,8 +190,9 @@ def main(argv=None) -> int:
             speed = ref["median_s"] / fused["median_s"]
             mem_peak = fused["peak_mb"] / ref["peak_mb"]
             mem_step = fused["step_mb"] / max(ref["step_mb"], 1e-9)
-            print(f"fused vs {other}: {speed:.1f}x faster; memory {mem_peak:.3f} of its peak RSS, "
-                  f"{mem_step:.3f} of its step memory")
+            cpu_speed = ref["cpu_s"] / max(fused["cpu_s"], 1e-9)
+            print(f"fused vs {other}: {speed:.1f}x faster (wall; {cpu_speed:.1f}x in CPU time); "
+                  f"memory {mem_peak:.3f} of its peak RSS, {mem_step:.3f} of its step memory")
     if fused and tiled and "error" not in fused and "error" not in tiled:
         speed = tiled["median_s"] / fused["median_s"]
         print(f"target >= 10x faster than tiled: {verdict(speed >= 10)} ({speed:.1f}x)")

@@ -369,5 +369,9 @@ def tiled_logits(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> 
 
 
 def auto_chunk(b: int, h: int, itemsize: int, budget_bytes: float) -> int:
-    """Rows per chunk so that a (chunk, b, h) hidden layer fits ``budget_bytes`` (>= 1)."""
-    return max(1, min(b, int(budget_bytes // max(1, b * h * itemsize * 3))))
+    """Rows per chunk so that the chunk's hidden layers (pre-activation, ReLU output and its
+    gradient: 3 x chunk x b x h values) fit ``budget_bytes``; b (no chunking) if all do."""
+    per_row = 3 * b * h * itemsize
+    if per_row * b <= budget_bytes:
+        return b
+    return max(1, int(budget_bytes // per_row))

@@ -34,8 +34,10 @@ __all__ = ["NeuralResult", "mine_mi", "nwj_mi", "infonce_mi", "TRACE_COLUMNS"]
 
 TRACE_COLUMNS = ("step", "epoch", "batch", "estimate_nats", "loss", "heldout_nats")
 FORMS = ("auto", "fused", "broadcast", "tiled")
-# Memory allowed for one (chunk, b, h) hidden layer in the chunked broadcasting form.
-_CHUNK_BYTES = {"cpu": 256e6, "cuda": 4e9}
+# Memory allowed for the (chunk, b, h) hidden layers of the broadcasting form on the CPU
+# (on CUDA: a quarter of the free device memory); above it, row chunks are recomputed in
+# the backward pass.
+_CPU_CHUNK_BYTES = 256e6
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,10 @@ def _infonce_scores(net, x, y, form: str) -> torch.Tensor:
         logits = _critic.fused_logits(net, x, y)
     else:
         h = net[0].out_features
-        budget = _CHUNK_BYTES["cuda" if x.is_cuda else "cpu"]
+        if x.is_cuda:  # a quarter of the free GPU memory for the hidden layers
+            budget = torch.cuda.mem_get_info(x.device)[0] / 4
+        else:
+            budget = _CPU_CHUNK_BYTES
         chunk = _critic.auto_chunk(x.shape[0], h, x.element_size(), budget)
         logits = _critic.broadcast_logits(net, x, y, chunk)
     return net[3](logits)
