@@ -2,7 +2,13 @@
 import math
 import re
 
-from mipipe.experiments import estimator_grid
+from mipipe.experiments import (
+    NEURAL_ESTIMATORS,
+    NN_ESTIMATORS,
+    estimator_grid,
+    grid_size,
+    is_neural,
+)
 
 RESULTS = "results"
 SEEDS = config["seeds"]
@@ -10,6 +16,23 @@ EXPERIMENTS = config["experiments"]
 DATASETS = config["datasets"]
 # regex of the configured experiment names (a wildcard constraint)
 EXPERIMENT_NAMES = "|".join(re.escape(name) for name in EXPERIMENTS)
+
+
+def neural_experiments():
+    """Experiments with a neural estimator: they get traces and a convergence figure."""
+    return [
+        name
+        for name, ex in EXPERIMENTS.items()
+        if any(is_neural(e) for e in ex["estimators"])
+    ]
+
+
+# regexes of the estimator families and of the experiments with neural estimators
+NN_NAMES = "|".join(NN_ESTIMATORS)
+NEURAL_NAMES = "|".join(NEURAL_ESTIMATORS)
+NEURAL_EXPERIMENT_NAMES = (
+    "|".join(re.escape(name) for name in neural_experiments()) or "(?!)"
+)
 
 
 wildcard_constraints:
@@ -50,17 +73,32 @@ def estimate_params(wildcards):
     }
 
 
+def experiment_seeds(experiment):
+    """The experiment's own seeds if it lists them, else the config's."""
+    return EXPERIMENTS[experiment].get("seeds", SEEDS)
+
+
 def experiment_estimate_files(experiment):
     ex = EXPERIMENTS[experiment]
     return expand(
         f"{RESULTS}/estimates/{experiment}/{{estimator}}/seed{{seed}}.parquet",
         estimator=list(ex["estimators"]),
-        seed=SEEDS,
+        seed=experiment_seeds(experiment),
     )
 
 
 def estimate_files(wildcards):
     return experiment_estimate_files(wildcards.experiment)
+
+
+def trace_files(wildcards):
+    """The training traces of an experiment's neural estimators, every seed."""
+    ex = EXPERIMENTS[wildcards.experiment]
+    return expand(
+        f"{RESULTS}/traces/{wildcards.experiment}/{{estimator}}/seed{{seed}}.parquet",
+        estimator=[e for e in ex["estimators"] if is_neural(e)],
+        seed=experiment_seeds(wildcards.experiment),
+    )
 
 
 def eps_experiments():
@@ -91,6 +129,11 @@ def synthetic_outputs():
         experiment=list(EXPERIMENTS),
         ext=["parquet", "csv", "md"],
     )
+    targets += expand(
+        f"{RESULTS}/figures/{{experiment}}_convergence.{{ext}}",
+        experiment=neural_experiments(),
+        ext=["png", "pdf"],
+    )
     if eps_experiments():
         targets += expand(
             f"{RESULTS}/tables/eps_sensitivity.{{ext}}", ext=["parquet", "csv", "md"]
@@ -114,9 +157,7 @@ def estimate_runtime(wildcards, threads, attempt):
     n = 10^4, D = 10, scaled by (n / 10^4)^2 (D / 10) (2 / threads), times 2, at least 10 min.
     """
     run = estimate_params(wildcards)
-    grid_points = 1
-    for values in run["grid"].values():
-        grid_points *= len(values)
+    grid_points = grid_size(run["grid"])
     seconds = 30.0
     for n in run["n"]:
         for D in run["D"]:
@@ -124,6 +165,41 @@ def estimate_runtime(wildcards, threads, attempt):
                 grid_points * 2.0 * (n / 1e4) ** 2 * (D / 10) * 2 / max(threads, 1)
             )
     return attempt * max(10, math.ceil(2 * seconds / 60))
+
+
+# per-step cost of a neural training step on the CPU (seconds, 2 threads): a fixed overhead
+# plus a term in the batch (MINE and NWJ: b rows through the critic; InfoNCE: all b^2
+# pairs), measured on results/benchmarks/estimate_neural (see neural_runtime)
+STEP_OVERHEAD_S = 2e-3
+STEP_COST_S = {"pairs": 4e-10, "rows": 3e-8}
+
+
+def neural_runtime(wildcards, threads, attempt):
+    """Minutes for one neural estimate job, from its grid; doubled on each retry.
+
+    Budget: 30 s start-up plus, per grid point, epochs x ceil(n / b) training steps of
+    STEP_OVERHEAD_S + cost(b), cost = STEP_COST_S["pairs"] b^2 h (InfoNCE scores all b^2
+    pairs) or STEP_COST_S["rows"] b h (2D) / 10 (MINE, NWJ), b = min(batch_size, n),
+    times 2 / threads; times 3, at least 10 min. On a GPU it is generous.
+    """
+    run = estimate_params(wildcards)
+    grid = run["grid"]
+    pairs = wildcards.estimator == "infonce"
+    seconds = 30.0
+    for n in run["n"]:
+        for D in run["D"]:
+            for h in grid["hidden"]:
+                for b in grid["batch_size"]:
+                    b = min(b, n)
+                    cost = (
+                        STEP_COST_S["pairs"] * b * b * h
+                        if pairs
+                        else STEP_COST_S["rows"] * b * h * (2 * D) / 10
+                    )
+                    step = (STEP_OVERHEAD_S + cost) * 2 / max(threads, 1)
+                    steps = sum(grid["epochs"]) * math.ceil(n / b) * len(grid["lr"])
+                    seconds += steps * step
+    return attempt * max(10, math.ceil(3 * seconds / 60))
 
 
 # ---------------------------------------------------------------------------------------
@@ -165,6 +241,20 @@ def experiment_labels(fmt, table):
             "dataset": EXPERIMENTS[wildcards.experiment]["dataset"],
             "true MI (nats)": true_mi_label(
                 input[0] if table == "input" else output.parquet
+            ),
+            "format": fmt,
+        }
+
+    return labels
+
+
+def convergence_labels(fmt):
+    def labels(wildcards, input, output):
+        return {
+            "experiment": f"{wildcards.experiment} (training)",
+            "dataset": EXPERIMENTS[wildcards.experiment]["dataset"],
+            "true MI (nats)": true_mi_label(
+                f"{RESULTS}/tables/{wildcards.experiment}.parquet"
             ),
             "format": fmt,
         }

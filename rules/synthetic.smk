@@ -26,6 +26,7 @@ rule sample:
         "../scripts/sample.py"
 
 
+# nearest-neighbour estimators (knn, ksg1, ksg2); the neural ones are estimate_neural's
 rule estimate:
     input:
         sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
@@ -35,6 +36,8 @@ rule estimate:
         f"{RESULTS}/logs/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.log",
     benchmark:
         f"{BENCHMARKS}/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        estimator=NN_NAMES,
     conda:
         "../envs/mipipe.yaml"
     threads: config.get("threads", 2)
@@ -47,6 +50,34 @@ rule estimate:
         estimator=lambda wc: wc.estimator,
     script:
         "../scripts/estimate.py"
+
+
+# neural estimators (mine, infonce, nwj): the same rows, plus the per-step training traces;
+# a tqdm bar with the current estimate goes to the log
+rule estimate_neural:
+    input:
+        sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
+    output:
+        estimates=f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
+        traces=f"{RESULTS}/traces/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/estimate_neural/{{experiment}}/{{estimator}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        estimator=NEURAL_NAMES,
+    conda:
+        "../envs/mipipe.yaml"
+    threads: config.get("threads", 2)
+    resources:
+        # measured: see neural_runtime (rules/common.smk)
+        mem_mb=2000,
+        runtime=neural_runtime,
+    params:
+        run=estimate_params,
+        estimator=lambda wc: wc.estimator,
+    script:
+        "../scripts/estimate_neural.py"
 
 
 rule aggregate:
@@ -102,6 +133,9 @@ rule figure:
         f"{RESULTS}/logs/figure/{{experiment}}.log",
     benchmark:
         f"{BENCHMARKS}/figure/{{experiment}}.tsv"
+    # only configured experiments: figures/<experiment>_convergence.* is convergence's
+    wildcard_constraints:
+        experiment=EXPERIMENT_NAMES,
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -114,6 +148,44 @@ rule figure:
         title=lambda wc: EXPERIMENTS[wc.experiment].get("title", wc.experiment),
     script:
         "../scripts/figure.py"
+
+
+# training curves of an experiment's neural estimators: estimate against training step
+rule convergence:
+    input:
+        trace_files,
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{experiment}}_convergence.png",
+            caption="../report/convergence.rst",
+            category="Figures",
+            subcategory="training curves",
+            labels=convergence_labels("PNG"),
+        ),
+        pdf=report(
+            f"{RESULTS}/figures/{{experiment}}_convergence.pdf",
+            caption="../report/convergence.rst",
+            category="Figures",
+            subcategory="training curves",
+            labels=convergence_labels("PDF"),
+        ),
+    log:
+        f"{RESULTS}/logs/convergence/{{experiment}}.log",
+    benchmark:
+        f"{BENCHMARKS}/convergence/{{experiment}}.tsv"
+    wildcard_constraints:
+        experiment=NEURAL_EXPERIMENT_NAMES,
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        sweep=lambda wc: EXPERIMENTS[wc.experiment]["sweep"],
+        title=lambda wc: EXPERIMENTS[wc.experiment].get("title", wc.experiment),
+    script:
+        "../scripts/convergence.py"
 
 
 rule eps_table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -123,7 +124,9 @@ def test_a_failing_estimator_is_recorded_and_the_run_completes(tmp_path, tiny_ru
     inject = tmp_path / "inject"
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(INJECT)
-    monkeypatch.setenv("PYTHONPATH", str(inject))
+    # keep the sources under test on the path after the injection (in a checkout whose
+    # src/ is not the installed one, PYTHONPATH points at it)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MIPIPE_TEST_FAIL_ESTIMATOR", "ksg2")
     work = tmp_path / "run"
     work.mkdir()

@@ -15,13 +15,16 @@ from pathlib import Path
 
 import yaml
 
-from .experiments import parse_p
+from .experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
 FAMILY_PARAMS = {"linear": "alpha", "gaussian_beta": "beta"}
 # Output names the pipeline uses itself; an experiment may not take them.
 RESERVED_EXPERIMENT_NAMES = ("eps_sensitivity", "failures")  # tables/<name>.* of the pipeline
 INT_KEYS = ("n", "d", "noise_dims", "cov_seed")
+# neural keys an experiment may set for its neural estimators (ema is MINE's own)
+NEURAL_EXPERIMENT_KEYS = (*NEURAL_GRID_KEYS, "shuffle", "holdout", "device")
+CONVERGENCE_SUFFIX = "_convergence"  # figures/<experiment>_convergence.* of neural runs
 
 
 class ConfigError(ValueError):
@@ -86,6 +89,11 @@ def check_config(config: dict) -> None:
       gaussian_beta) and noise_dims < d;
     * each experiment names a defined dataset; its n values do not exceed the dataset's n,
       its D values do not exceed d; k is below the smallest n.
+    * experiment-level nearest-neighbour keys (k, p, correction, eps) need a
+      nearest-neighbour estimator in the experiment, neural keys (hidden, lr, epochs,
+      batch_size, shuffle, holdout, device) a neural one; an eps sweep has no neural
+      estimator (eps is a nearest-neighbour parameter).
+    * no experiment is named like another one's convergence figure (``<name>_convergence``).
     """
     _check_numbers(config)
     datasets = config["datasets"]
@@ -112,6 +120,12 @@ def check_config(config: dict) -> None:
                 f"{where}: the name {name!r} is reserved for a table the pipeline writes "
                 f"itself; reserved: {list(RESERVED_EXPERIMENT_NAMES)}"
             )
+        if name.endswith(CONVERGENCE_SUFFIX) and name[: -len(CONVERGENCE_SUFFIX)] in config["experiments"]:
+            raise ConfigError(
+                f"{where}: the name {name!r} is taken by the convergence figure of experiment "
+                f"{name[: -len(CONVERGENCE_SUFFIX)]!r}; choose another name"
+            )
+        _check_families(ex, where)
         ds_name = ex["dataset"]
         if ds_name not in datasets:
             raise ConfigError(
@@ -127,6 +141,8 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{where}/D: {D} exceeds dataset {ds_name!r}'s d = {ds['d']}")
         for est, spec in ex["estimators"].items():
             spec = spec or {}
+            if est in NEURAL_ESTIMATORS:
+                continue
             ks = spec.get("k", ex.get("k", [1]))
             if max(ks) >= min(n_values):
                 raise ConfigError(
@@ -136,6 +152,26 @@ def check_config(config: dict) -> None:
             norms = [parse_p(p) for p in spec.get("p", ex.get("p", []))]
             if len(set(norms)) != len(norms):
                 raise ConfigError(f"{where}/estimators/{est}/p: the same norm is listed twice: {norms}")
+
+
+def _check_families(ex: dict, where: str) -> None:
+    """Experiment-level keys must be used by some estimator of their family."""
+    names = list(ex["estimators"])
+    neural = [e for e in names if e in NEURAL_ESTIMATORS]
+    nn = [e for e in names if e not in NEURAL_ESTIMATORS]
+    if ex["sweep"] == "eps" and neural:
+        raise ConfigError(
+            f"{where}/estimators: an eps sweep varies a nearest-neighbour tolerance; the neural "
+            f"estimator(s) {neural} have no eps (move them to an n or D sweep)"
+        )
+    for keys, family, have in ((GRID_KEYS, "nearest-neighbour (knn, ksg1, ksg2)", nn),
+                               (NEURAL_EXPERIMENT_KEYS, "neural (mine, infonce, nwj)", neural)):
+        unused = [k for k in keys if k in ex]
+        if unused and not have:
+            raise ConfigError(
+                f"{where}/{unused[0]}: a {family} parameter, but the experiment has no "
+                f"{family} estimator (it has {names})"
+            )
 
 
 def _check_numbers(config: dict) -> None:
@@ -151,18 +187,25 @@ def _check_numbers(config: dict) -> None:
             if key in ds and not math.isfinite(ds[key]):
                 raise ConfigError(f"datasets/{name}/{key}: must be a finite number, got {ds[key]!r}")
     for name, ex in config["experiments"].items():
+        for i, seed in enumerate(ex.get("seeds", [])):
+            if not _is_int(seed):
+                raise ConfigError(f"experiments/{name}/seeds/{i}: a seed must be an integer, got {seed!r}")
         specs = [("", ex)] + [(f"/estimators/{e}", s or {}) for e, s in ex["estimators"].items()]
         for sub, spec in specs:
-            for key in ("n", "D", "k"):
+            for key in ("n", "D", "k", "hidden", "epochs", "batch_size"):
                 for v in spec.get(key, []):
                     if not _is_int(v):
                         raise ConfigError(f"experiments/{name}{sub}/{key}: {v!r} is not an integer")
-            for v in spec.get("eps", []):
-                if not math.isfinite(v):
-                    raise ConfigError(f"experiments/{name}{sub}/eps: {v!r} is not a finite number")
+            for key in ("eps", "lr"):
+                for v in spec.get(key, []):
+                    if not math.isfinite(v):
+                        raise ConfigError(f"experiments/{name}{sub}/{key}: {v!r} is not a finite number")
             for v in spec.get("p", []):
                 if not isinstance(v, str) and math.isnan(v):
                     raise ConfigError(f"experiments/{name}{sub}/p: NaN is not a norm (use a number >= 1 or inf)")
+            for key in ("holdout", "ema"):
+                if key in spec and not math.isfinite(spec[key]):
+                    raise ConfigError(f"experiments/{name}{sub}/{key}: {spec[key]!r} is not a finite number")
 
 
 def _is_int(v) -> bool:

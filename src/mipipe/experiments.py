@@ -2,11 +2,15 @@
 
 An *experiment* (one figure or table of the thesis) fixes a data set and sweeps one
 quantity (the sample size n, the dimension D or the tolerance eps) for a set of estimators,
-each over a grid of its own parameters (k, p, correction, eps). The pipeline runs one job
-per (experiment, estimator, seed): :func:`run_grid` evaluates that estimator on every grid
-point, on prefixes of one cached sample (the first n rows and the first D columns of X and
-of Y, as the thesis did), and returns one row per estimate. :func:`aggregate` summarises the
-rows over seeds.
+each over a grid of its own parameters: k, p, correction, eps for the nearest-neighbour
+estimators (kNN, KSG1, KSG2), and the critic width ``hidden``, ``lr``, ``epochs`` and
+``batch_size`` for the neural ones (MINE, InfoNCE, NWJ; thesis section 4.2.2). The pipeline
+runs one job per (experiment, estimator, seed): :func:`run_grid` evaluates that estimator
+on every grid point, on prefixes of one cached sample (the first n rows and the first D
+columns of X and of Y, as the thesis did), and returns one row per estimate (neural
+estimators also return their training traces). Rows of every estimator share one schema
+(:data:`RESULT_COLUMNS`): the other family's grid columns are missing values (NA).
+:func:`aggregate` summarises the rows over seeds.
 """
 
 from __future__ import annotations
@@ -27,14 +31,61 @@ NN_ESTIMATORS = {
     "ksg1": (ksg_mi, {"variant": 1}),
     "ksg2": (ksg_mi, {"variant": 2}),
 }
-ESTIMATOR_LABELS = {"knn": "kNN", "ksg1": "KSG1", "ksg2": "KSG2"}
+# neural estimator name -> its function in mipipe.estimators, resolved on first use (a
+# callable may replace the name, e.g. in tests). Resolved lazily so that importing this
+# module (the Snakefile does, to build the DAG) does not have to load the training code.
+NEURAL_ESTIMATORS = {"mine": "mine_mi", "infonce": "infonce_mi", "nwj": "nwj_mi"}
+ESTIMATOR_LABELS = {"knn": "kNN", "ksg1": "KSG1", "ksg2": "KSG2", "mine": "MINE",
+                    "infonce": "InfoNCE", "nwj": "NWJ"}
+ESTIMATORS = tuple(ESTIMATOR_LABELS)
 GRID_KEYS = ("k", "p", "correction", "eps")
 DEFAULTS = {"k": [1], "p": [2.0], "correction": ["digamma"], "eps": [1e-10]}
+# neural grid (lists) and options (one value per experiment and estimator); the defaults
+# are the thesis's width-sweep protocol (section 4.2.2: h = 30, lr 0.005, 300 epochs,
+# fixed unshuffled batches of 3334)
+NEURAL_GRID_KEYS = ("hidden", "lr", "epochs", "batch_size")
+NEURAL_DEFAULTS = {"hidden": [30], "lr": [0.005], "epochs": [300], "batch_size": [3334]}
+NEURAL_OPTIONS = {"shuffle": False, "holdout": 0.0, "ema": None, "device": "auto"}
 
 RESULT_COLUMNS = [
     "experiment", "dataset", "distribution", "estimator", "k", "p", "eps", "correction",
-    "n", "D", "seed", "estimate_nats", "true_mi_nats", "seconds", "status", "error",
+    "hidden", "lr", "epochs", "batch_size", "n", "D", "seed", "estimate_nats",
+    "true_mi_nats", "seconds", "status", "error", "shuffle", "holdout", "ema", "device",
 ]
+# one dtype per column, whichever estimator wrote the rows (NA where it does not apply),
+# so that estimates of different estimators concatenate and compare exactly
+COLUMN_DTYPES = {
+    "k": "Int64", "p": "float64", "eps": "float64", "correction": "str",
+    "hidden": "Int64", "lr": "float64", "epochs": "Int64", "batch_size": "Int64",
+    "n": "int64", "D": "int64", "seed": "int64", "estimate_nats": "float64",
+    "true_mi_nats": "float64", "seconds": "float64", "status": "str", "error": "str",
+    "shuffle": "boolean", "holdout": "float64", "ema": "float64", "device": "str",
+}
+TRACE_COLUMNS = [
+    "experiment", "dataset", "distribution", "estimator", "hidden", "lr", "epochs",
+    "batch_size", "n", "D", "seed", "step", "epoch", "batch", "estimate_nats", "loss",
+    "heldout_nats", "true_mi_nats",
+]
+
+
+def is_neural(estimator: str) -> bool:
+    """Whether ``estimator`` is one of the neural (variational lower bound) estimators."""
+    return estimator in NEURAL_ESTIMATORS
+
+
+def neural_function(estimator: str):
+    """The training function of a neural estimator (e.g. ``mine_mi`` for "mine")."""
+    func = NEURAL_ESTIMATORS[estimator]
+    if isinstance(func, str):
+        from . import estimators
+
+        func = getattr(estimators, func)
+    return func
+
+
+def _typed(df: pd.DataFrame, columns) -> pd.DataFrame:
+    df = df.reindex(columns=columns)
+    return df.astype({c: COLUMN_DTYPES[c] for c in columns if c in COLUMN_DTYPES})
 
 
 def parse_p(p) -> float:
@@ -59,17 +110,35 @@ class GridPoint:
 def estimator_grid(experiment: dict, estimator: str) -> dict:
     """The parameter lists of one estimator in one experiment.
 
-    Experiment-level keys (``k``, ``p``, ``correction``, ``eps``) are defaults that the
-    estimator's own entry overrides. Returns a plain dict of lists (JSON-friendly, so the
-    pipeline can pass it as a rule parameter and rerun exactly what changed).
+    Experiment-level keys are defaults that the estimator's own entry overrides: ``k``,
+    ``p``, ``correction``, ``eps`` for the nearest-neighbour estimators; ``hidden``, ``lr``,
+    ``epochs``, ``batch_size`` (lists) and the options ``shuffle``, ``holdout``, ``device``
+    (single values; ``ema``, MINE only, is set on the estimator) for the neural ones.
+    Returns a plain dict (JSON-friendly, so the pipeline can pass it as a rule parameter
+    and rerun exactly what changed): lists for the grid keys, values for the options.
+
+    Raises
+    ------
+    ValueError
+        ``estimator`` is not part of the experiment.
     """
-    own = (experiment.get("estimators") or {}).get(estimator)
-    if own is None:
+    own = (experiment.get("estimators") or {}).get(estimator, ...)
+    if own is ...:
         raise ValueError(
             f"estimator {estimator!r} is not part of this experiment; it has "
             f"{sorted((experiment.get('estimators') or {}))}"
         )
+    own = own or {}
     grid = {}
+    if is_neural(estimator):
+        for key in NEURAL_GRID_KEYS:
+            values = own.get(key, experiment.get(key, NEURAL_DEFAULTS[key]))
+            values = values if isinstance(values, list) else [values]
+            grid[key] = [float(v) if key == "lr" else int(v) for v in values]
+        for key, default in NEURAL_OPTIONS.items():
+            value = own.get(key, experiment.get(key, default))
+            grid[key] = float(value) if key in ("holdout", "ema") and value is not None else value
+        return grid
     for key in GRID_KEYS:
         values = own.get(key, experiment.get(key, DEFAULTS[key]))
         if not isinstance(values, list):
@@ -80,6 +149,12 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
             values = [float(v) for v in values]
         grid[key] = values
     return grid
+
+
+def grid_size(grid: dict) -> int:
+    """Number of estimates per (n, D) of a grid from :func:`estimator_grid`."""
+    keys = NEURAL_GRID_KEYS if "hidden" in grid else GRID_KEYS
+    return math.prod(len(grid[key]) for key in keys)
 
 
 def iter_grid(grid: dict, n_values, D_values):
@@ -128,16 +203,12 @@ def run_grid(
     ValueError
         Unknown estimator; n or D larger than the sample.
     """
+    if estimator in NEURAL_ESTIMATORS:
+        raise ValueError(f"{estimator!r} is a neural estimator: use run_neural_grid")
     if estimator not in NN_ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; known: {sorted(NN_ESTIMATORS)}")
+        raise ValueError(f"unknown estimator {estimator!r}; known: {sorted(ESTIMATORS)}")
     func, fixed = NN_ESTIMATORS[estimator]
-    n_max, d = x.shape
-    for n in n_values:
-        if not 1 <= int(n) <= n_max:
-            raise ValueError(f"n = {n} is outside the cached sample's 1..{n_max} rows")
-    for D in D_values:
-        if not 1 <= int(D) <= d:
-            raise ValueError(f"D = {D} is outside the sample's 1..{d} dimensions")
+    _check_prefixes(x, n_values, D_values)
     points = list(iter_grid(grid, n_values, D_values))
     if points:
         _warm_up(func, fixed, x, y, points[0], workers)
@@ -173,7 +244,142 @@ def run_grid(
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(points), row)
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return _typed(pd.DataFrame(rows), RESULT_COLUMNS)
+
+
+def _check_prefixes(x: np.ndarray, n_values, D_values) -> None:
+    n_max, d = x.shape
+    for n in n_values:
+        if not 1 <= int(n) <= n_max:
+            raise ValueError(f"n = {n} is outside the cached sample's 1..{n_max} rows")
+    for D in D_values:
+        if not 1 <= int(D) <= d:
+            raise ValueError(f"D = {D} is outside the sample's 1..{d} dimensions")
+
+
+@dataclass(frozen=True)
+class NeuralRun:
+    """What :func:`run_neural_grid` returns: one row per estimate, one trace row per step."""
+
+    rows: pd.DataFrame
+    traces: pd.DataFrame
+
+
+def run_neural_grid(
+    x: np.ndarray,
+    y: np.ndarray,
+    true_mi: np.ndarray,
+    estimator: str,
+    grid: dict,
+    n_values,
+    D_values,
+    *,
+    labels: dict,
+    threads: int | None = None,
+    progress=None,
+    progress_bar: bool = False,
+) -> NeuralRun:
+    """Train one neural estimator on every grid point; its estimates and training traces.
+
+    For each (D, n, hidden, lr, epochs, batch_size) the critic is trained on the first n
+    rows and D columns of x and y (thesis section 4.2.2: Adam, fixed batches, the estimate
+    is the mean of the last 20 per-batch bounds), with the options of ``grid`` (shuffle,
+    holdout, ema, device) and the sample's seed (``labels["seed"]``) as the training seed,
+    so the same sample and grid give the same rows and traces on CPU.
+
+    Parameters
+    ----------
+    x, y : (n_max, d) float arrays, the cached sample.
+    true_mi : (d + 1,) array, analytic MI in nats of the first D coordinates.
+    estimator : "mine", "infonce" or "nwj".
+    grid : from :func:`estimator_grid`.
+    n_values, D_values : sample sizes and dimensions (each <= the sample's).
+    labels : identifying columns copied into every row (experiment, dataset,
+        distribution, seed).
+    threads : PyTorch's intra-op threads while training (None: leave as is).
+    progress : optional callable(done, total, row), called after each grid point.
+    progress_bar : show a tqdm bar (on stderr, with the current estimate) while training.
+
+    Returns
+    -------
+    NeuralRun
+        ``rows``: DataFrame with :data:`RESULT_COLUMNS` (k, p, eps, correction are NA;
+        ``device`` is the device actually used). A grid point whose training raises or
+        ends non-finite is a row with ``status = "failed"`` and the message in ``error``.
+        ``traces``: DataFrame with :data:`TRACE_COLUMNS`, one row per training step of
+        every grid point (``estimate_nats`` is the bound on that step's batch before the
+        update, in nats; ``heldout_nats`` is NaN unless holdout > 0).
+
+    Raises
+    ------
+    ValueError
+        Unknown estimator; n or D larger than the sample.
+    """
+    if estimator not in NEURAL_ESTIMATORS:
+        raise ValueError(
+            f"unknown neural estimator {estimator!r}; known: {sorted(NEURAL_ESTIMATORS)}"
+        )
+    _check_prefixes(x, n_values, D_values)
+    func = neural_function(estimator)
+    options = {key: grid.get(key, default) for key, default in NEURAL_OPTIONS.items()}
+    kwargs = {k: v for k, v in options.items() if v is not None or k != "ema"}
+    if estimator != "mine":
+        kwargs.pop("ema", None)
+    points = list(itertools.product(
+        D_values, n_values, *(grid[key] for key in NEURAL_GRID_KEYS)
+    ))
+    rows, traces = [], []
+    old_threads = None
+    if threads is not None:
+        import numba
+        import torch
+
+        old_threads = torch.get_num_threads(), numba.get_num_threads()
+        torch.set_num_threads(max(int(threads), 1))
+        # the fused InfoNCE kernels are numba-parallel: hold them to the job's threads too
+        numba.set_num_threads(min(max(int(threads), 1), numba.config.NUMBA_NUM_THREADS))
+    try:
+        for i, (D, n, hidden, lr, epochs, batch_size) in enumerate(points):
+            point = {"hidden": int(hidden), "lr": float(lr), "epochs": int(epochs),
+                     "batch_size": int(batch_size), "n": int(n), "D": int(D)}
+            t0 = time.perf_counter()
+            device = options["device"]
+            try:
+                res = func(x[: point["n"], : point["D"]], y[: point["n"], : point["D"]],
+                           hidden=point["hidden"], lr=point["lr"], epochs=point["epochs"],
+                           batch_size=point["batch_size"], seed=int(labels.get("seed", 0)),
+                           progress=progress_bar, **kwargs)
+                est, device = float(res.estimate), res.device
+                status, error = "ok", ""
+                if not math.isfinite(est):
+                    status, error = "failed", f"non-finite estimate {est!r}"
+                trace = res.trace.assign(**labels, estimator=estimator, **point,
+                                         true_mi_nats=float(true_mi[point["D"]]))
+                traces.append(trace)
+            except Exception as exc:  # recorded, so one diverging point does not sink the run
+                est, status, error = math.nan, "failed", f"{type(exc).__name__}: {exc}"
+            row = {
+                **labels, "estimator": estimator, **point, "estimate_nats": est,
+                "true_mi_nats": float(true_mi[point["D"]]),
+                "seconds": time.perf_counter() - t0, "status": status, "error": error,
+                "shuffle": bool(options["shuffle"]), "holdout": float(options["holdout"]),
+                "ema": options["ema"] if estimator == "mine" else None, "device": device,
+            }
+            rows.append(row)
+            if progress is not None:
+                progress(i + 1, len(points), row)
+    finally:
+        if old_threads is not None:
+            torch.set_num_threads(old_threads[0])
+            numba.set_num_threads(old_threads[1])
+    rows = _typed(pd.DataFrame(rows), RESULT_COLUMNS)
+    trace_df = (pd.concat(traces, ignore_index=True) if traces
+                else pd.DataFrame(columns=TRACE_COLUMNS))
+    trace_df = _typed(trace_df, TRACE_COLUMNS).astype(
+        {"step": "int64", "epoch": "int64", "batch": "int64", "estimate_nats": "float64",
+         "loss": "float64", "heldout_nats": "float64"}
+    )
+    return NeuralRun(rows, trace_df)
 
 
 def _warm_up(func, fixed, x, y, pt, workers) -> None:
@@ -188,7 +394,7 @@ def _warm_up(func, fixed, x, y, pt, workers) -> None:
 
 
 GROUP_COLUMNS = ["experiment", "dataset", "distribution", "estimator", "k", "p", "eps",
-                 "correction", "n", "D"]
+                 "correction", "hidden", "lr", "epochs", "batch_size", "n", "D"]
 
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
@@ -202,6 +408,8 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     ``error`` (the first failure's message, "" if none). Failed estimates are left out of
     the statistics.
     """
+    # estimates written before the neural columns existed lack them
+    rows = _typed(rows, list(dict.fromkeys([*RESULT_COLUMNS, *rows.columns])))
     rows = rows.assign(
         _ok=(rows["status"] == "ok").astype(int), _failed=(rows["status"] != "ok").astype(int)
     )
@@ -236,7 +444,8 @@ def check_failures(failed: pd.DataFrame, allow_failures: bool) -> str:
     failures are not allowed. Returns the summary line otherwise."""
     if failed.empty:
         return "no estimate failed"
-    cols = ["experiment", "estimator", "seed", "n", "D", "k", "p", "error"]
+    cols = [c for c in ("experiment", "estimator", "seed", "n", "D", "k", "p", "hidden",
+                        "lr", "epochs", "error") if c in failed.columns]
     listing = failed[cols].head(10).to_string(index=False)
     summary = (
         f"{len(failed)} estimate(s) failed (all are listed in results/tables/failures.csv; "

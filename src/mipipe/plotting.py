@@ -1,4 +1,5 @@
-"""Figures of the synthetic benchmark: estimate against the swept quantity, true MI drawn."""
+"""Figures of the synthetic benchmark: estimate against the swept quantity, true MI drawn;
+training curves (estimate against training step) of the neural estimators."""
 
 from __future__ import annotations
 
@@ -18,9 +19,14 @@ SWEEP_LABELS = {
     "D": "dimension D of X and of Y",
     "eps": "relative tolerance ε (log scale)",
 }
-LINE_KEYS = ("D", "n", "k", "p", "correction", "eps")
+LINE_KEYS = ("D", "n", "k", "p", "correction", "eps", "hidden", "lr", "epochs", "batch_size")
 STYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+# one colour and marker per estimator where several share an axis
+ESTIMATOR_STYLES = {
+    "knn": ("tab:blue", "o"), "ksg1": ("tab:orange", "s"), "ksg2": ("tab:green", "^"),
+    "mine": ("tab:red", "D"), "infonce": ("tab:purple", "P"), "nwj": ("tab:brown", "X"),
+}
 
 
 def _fmt_value(key, v):
@@ -28,6 +34,8 @@ def _fmt_value(key, v):
         return "∞" if math.isinf(v) else f"{v:g}"
     if key == "eps":
         return f"{v:.0e}"
+    if key == "lr":
+        return f"{v:g}"
     return f"{v}"
 
 
@@ -38,8 +46,17 @@ def line_label(key_values: dict) -> str:
     return ", ".join(f"{k} = {_fmt_value(k, v)}" for k, v in key_values.items())
 
 
+def _estimators(df: pd.DataFrame) -> list:
+    found = set(df["estimator"])
+    return [e for e in ESTIMATOR_LABELS if e in found] + sorted(found - set(ESTIMATOR_LABELS))
+
+
+def _varying(df: pd.DataFrame, sweep: str) -> list:
+    return [c for c in LINE_KEYS if c != sweep and c in df and df[c].nunique() > 1]
+
+
 def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
-    """One panel per estimator; one line per combination of the parameters that vary.
+    """Estimate against the swept quantity, the true MI drawn (dashed, black).
 
     Parameters
     ----------
@@ -47,38 +64,64 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     sweep : the x-axis column: "n", "D" or "eps".
     title : figure title.
 
-    The line is the mean over seeds; with more than one seed a band spans the min and max
-    across seeds. The true MI is drawn in black (dashed). Grid points with a failed estimate
-    are marked by a red cross on the panel's bottom edge.
+    Layout: when every estimator has a single line (its other parameters fixed, as in the
+    thesis's Figures 8-11, "all estimators"), all share one axis, one colour per estimator;
+    otherwise one panel per estimator with one line per combination of the parameters
+    that vary (norm p, k, width h, ...), as in Figures 2-7. A line is the mean over seeds;
+    with more than one seed a band spans the min and max across seeds. Grid points with a
+    failed estimate are marked by a red cross on the bottom edge. For InfoNCE with one
+    batch size, its ceiling log b (b = min(batch_size, n)) is drawn dotted.
     """
     if sweep not in SWEEP_LABELS:
         raise ValueError(f"sweep must be one of {list(SWEEP_LABELS)}, got {sweep!r}")
-    estimators = [e for e in ESTIMATOR_LABELS if e in set(agg["estimator"])]
-    estimators += sorted(set(agg["estimator"]) - set(estimators))
-    varying = [c for c in LINE_KEYS if c != sweep and agg[c].nunique() > 1]
+    estimators = _estimators(agg)
+    varying = _varying(agg, sweep)
     n_seeds = int(agg["n_seeds"].max())
-    ncol = len(estimators)
-    fig, axes = plt.subplots(1, ncol, figsize=(4.6 * ncol, 4.2), squeeze=False, sharey=False)
-    for ax, est in zip(axes[0], estimators):
-        sub = agg[agg["estimator"] == est]
+    shared = len(estimators) > 1 and all(
+        not _varying(agg[agg["estimator"] == e], sweep) for e in estimators
+    )
+    if shared:
+        fig, ax = plt.subplots(figsize=(7.5, 5.0))
+        panels = [(ax, estimators)]
+    else:
+        ncol = len(estimators)
+        fig, axes = plt.subplots(1, ncol, figsize=(4.6 * ncol, 4.2), squeeze=False)
+        panels = [(ax, [est]) for ax, est in zip(axes[0], estimators)]
+    for ax, members in panels:
+        sub = agg[agg["estimator"].isin(members)]
         panel_failed = False
-        groups = sub.groupby(varying, sort=True) if varying else [((), sub)]
-        for j, (key, grp) in enumerate(groups):
-            key = key if isinstance(key, tuple) else (key,)
-            grp = grp.sort_values(sweep)
-            xs = grp[sweep].to_numpy(dtype=float)
-            ax.plot(xs, grp["estimate_mean_nats"], linestyle=STYLES[j % len(STYLES)],
-                    marker=MARKERS[j % len(MARKERS)], markersize=4,
-                    label=line_label(dict(zip(varying, key))))
-            if n_seeds > 1:
-                ax.fill_between(xs, grp["estimate_min_nats"], grp["estimate_max_nats"], alpha=0.2)
-            failed = grp["n_failed"].to_numpy() > 0
-            if failed.any():
-                panel_failed = True
-                # failed points sit on the bottom edge (x in data, y in axes coordinates)
-                ax.plot(xs[failed], np.full(failed.sum(), 0.04), linestyle="none", marker="x",
-                        color="red", markersize=9, markeredgewidth=2,
-                        transform=ax.get_xaxis_transform(), clip_on=False)
+        j = 0
+        for est in members:
+            own = sub[sub["estimator"] == est]
+            # the parameters that vary in this estimator's lines; with one line, those that
+            # vary across the figure (so the line says which norm or width it is)
+            keys = _varying(own, sweep) or [c for c in varying if own[c].notna().any()]
+            groups = own.groupby(keys, sort=True, dropna=False) if keys else [((), own)]
+            for key, grp in groups:
+                key = key if isinstance(key, tuple) else (key,)
+                grp = grp.sort_values(sweep)
+                xs = grp[sweep].to_numpy(dtype=float)
+                if shared:
+                    color, marker = ESTIMATOR_STYLES.get(est, (None, MARKERS[j % len(MARKERS)]))
+                    style = dict(color=color, marker=marker, linestyle="-",
+                                 label=ESTIMATOR_LABELS.get(est, est))
+                else:
+                    style = dict(linestyle=STYLES[j % len(STYLES)], marker=MARKERS[j % len(MARKERS)],
+                                 label=line_label(dict(zip(keys, key))))
+                j += 1
+                line, = ax.plot(xs, grp["estimate_mean_nats"].to_numpy(dtype=float),
+                                markersize=4, **style)
+                if n_seeds > 1:
+                    ax.fill_between(xs, grp["estimate_min_nats"].to_numpy(dtype=float),
+                                    grp["estimate_max_nats"].to_numpy(dtype=float),
+                                    alpha=0.15 if shared else 0.2, color=line.get_color())
+                failed = grp["n_failed"].to_numpy() > 0
+                if failed.any():
+                    panel_failed = True
+                    # failed points sit on the bottom edge (x in data, y in axes coordinates)
+                    ax.plot(xs[failed], np.full(failed.sum(), 0.04), linestyle="none", marker="x",
+                            color="red", markersize=9, markeredgewidth=2,
+                            transform=ax.get_xaxis_transform(), clip_on=False)
         truth = sub.groupby(sweep)["true_mi_nats"].mean().sort_index()
         if sweep == "eps":
             # eps barely moves the estimates: zoom on them so a change would show
@@ -87,6 +130,7 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
             if np.isfinite(lo) and np.isfinite(hi):
                 pad = max(0.05, 0.1 * (hi - lo))
                 ax.set_ylim(lo - pad, hi + pad)
+        _draw_infonce_ceiling(ax, sub, sweep)
         if truth.nunique() == 1:
             value = truth.iloc[0]
             ymin, ymax = ax.get_ylim()
@@ -96,11 +140,16 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
         else:
             ax.plot(truth.index.to_numpy(dtype=float), truth.to_numpy(), color="black",
                     linestyle="--", linewidth=1.5, label="true MI")
+        if shared:
+            _cut_below(ax, sub, sweep, truth)
         if sweep in ("n", "eps"):
             ax.set_xscale("log")
+        if sweep == "D":
+            ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel(SWEEP_LABELS[sweep])
         ax.set_ylabel("MI estimate (nats)")
-        ax.set_title(ESTIMATOR_LABELS.get(est, est))
+        if not shared:
+            ax.set_title(ESTIMATOR_LABELS.get(members[0], members[0]))
         ax.grid(True, alpha=0.3)
         if panel_failed:
             ax.plot([], [], linestyle="none", marker="x", color="red", markeredgewidth=2,
@@ -108,5 +157,117 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
         ax.legend(fontsize=8)
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     fig.suptitle(f"{title}{band}", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_infonce_ceiling(ax, sub: pd.DataFrame, sweep: str) -> None:
+    """InfoNCE cannot exceed log b: draw that ceiling when the panel has one batch size."""
+    nce = sub[sub["estimator"] == "infonce"]
+    if nce.empty or nce["batch_size"].nunique() != 1:
+        return
+    top = np.nanmax([sub["true_mi_nats"].max(), sub["estimate_max_nats"].max()])
+    b = np.minimum(nce.groupby(sweep)["n"].first().sort_index().to_numpy(dtype=float),
+                   float(nce["batch_size"].iloc[0]))
+    xs = np.sort(nce[sweep].unique()).astype(float)
+    ceiling = np.log(b)
+    if not ceiling.min() <= 1.25 * top:
+        return  # far above every value: it would only squash the lines
+    label = ("InfoNCE ceiling log b" if len(set(ceiling)) > 1
+             else f"InfoNCE ceiling log b = {ceiling[0]:.2f}")
+    ax.plot(xs, ceiling, color="grey", linestyle=":", linewidth=1.5, label=label)
+
+
+def _cut_below(ax, sub: pd.DataFrame, sweep: str, truth: pd.Series) -> None:
+    """Cut the y axis a little below 0 (thesis Figures 8-9: kNN falls far below 0 at D = 1);
+    points under the cut are marked on the bottom edge in their estimator's colour."""
+    top = np.nanmax([truth.max(), np.nanmax(sub["estimate_max_nats"].to_numpy(dtype=float))])
+    if not np.isfinite(top) or top <= 0:
+        return
+    floor = -0.1 * top
+    values = sub["estimate_mean_nats"].to_numpy(dtype=float)
+    if not (values < floor).any():
+        return
+    ax.set_ylim(bottom=floor)
+    for est, grp in sub[sub["estimate_mean_nats"] < floor].groupby("estimator", sort=False):
+        color = ESTIMATOR_STYLES.get(est, ("black", "v"))[0]
+        lowest = grp["estimate_mean_nats"].min()
+        ax.plot(grp[sweep].to_numpy(dtype=float), np.full(len(grp), 0.015), linestyle="none",
+                marker="v", color=color, markersize=8, transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                label=f"{ESTIMATOR_LABELS.get(est, est)} below the axis (down to {lowest:.1f})")
+
+
+def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: int = 4) -> plt.Figure:
+    """Training curves of neural estimators: the per-batch estimate against training step.
+
+    Parameters
+    ----------
+    traces : rows of :data:`mipipe.experiments.TRACE_COLUMNS` (one experiment, any seeds).
+    sweep : the experiment's swept column ("n" or "D"): one column of panels per value, at
+        most ``max_columns`` of them (evenly spaced, first and last included).
+    title : figure title.
+
+    One row of panels per estimator; in a panel one line per combination of the other
+    grid parameters that vary (width h, lr, epochs, batch size), the mean over seeds of
+    the bound on each step's batch in nats, with a min–max band over the seeds; the
+    held-out bound (if any) dotted; the true MI of that panel dashed black.
+    """
+    if traces.empty:
+        raise ValueError("no training traces to plot (every neural estimate failed?)")
+    if sweep not in ("n", "D"):
+        raise ValueError(f"sweep must be 'n' or 'D' for training curves, got {sweep!r}")
+    estimators = _estimators(traces)
+    values = np.sort(traces[sweep].unique())
+    if len(values) > max_columns:
+        values = values[np.unique(np.round(np.linspace(0, len(values) - 1, max_columns)).astype(int))]
+    n_seeds = traces["seed"].nunique()
+    nrow, ncol = len(estimators), len(values)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.8 * ncol, 3.0 * nrow + 0.6),
+                             squeeze=False)
+    for r, est in enumerate(estimators):
+        own = traces[traces["estimator"] == est]
+        keys = [c for c in ("hidden", "lr", "epochs", "batch_size") if own[c].nunique() > 1]
+        for c, value in enumerate(values):
+            ax = axes[r][c]
+            sub = own[own[sweep] == value]
+            groups = sub.groupby(keys, sort=True) if keys else [((), sub)]
+            lows, highs = [], []
+            for j, (key, grp) in enumerate(groups):
+                key = key if isinstance(key, tuple) else (key,)
+                by_step = grp.groupby("step")["estimate_nats"]
+                steps = np.asarray(by_step.mean().index, dtype=float)
+                mean = by_step.mean().to_numpy()
+                line, = ax.plot(steps, mean, linewidth=1.0,
+                                label=line_label(dict(zip(keys, key))))
+                if n_seeds > 1:
+                    ax.fill_between(steps, by_step.min().to_numpy(), by_step.max().to_numpy(),
+                                    alpha=0.2, color=line.get_color(), linewidth=0)
+                held = grp.groupby("step")["heldout_nats"].mean()
+                if held.notna().any():
+                    ax.plot(steps, held.to_numpy(), linestyle=":", color=line.get_color(),
+                            linewidth=1.0, label="held out" if j == 0 else None)
+                lows.append(np.nanpercentile(mean, 2))
+                highs.append(np.nanmax(mean))
+            truth = float(sub["true_mi_nats"].iloc[0]) if len(sub) else math.nan
+            if math.isfinite(truth):
+                ax.axhline(truth, color="black", linestyle="--", linewidth=1.2,
+                           label=f"true MI = {truth:.3f}")
+            if lows:
+                # early steps of a bound can be far below 0: show the bulk of the curve
+                lo = min(min(lows), 0.0)
+                hi = max(max(highs), truth if math.isfinite(truth) else -math.inf)
+                pad = 0.08 * (hi - lo) if hi > lo else 0.5
+                ax.set_ylim(lo - pad, hi + pad)
+            ax.set_title(f"{ESTIMATOR_LABELS.get(est, est)}, {sweep} = {value}", fontsize=10)
+            ax.grid(True, alpha=0.3)
+            if r == nrow - 1:
+                ax.set_xlabel("training step")
+            if c == 0:
+                ax.set_ylabel("batch estimate (nats)")
+            if c == ncol - 1 or keys:
+                ax.legend(fontsize=7)
+    band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
+    fig.suptitle(f"{title}: training curves{band}", fontsize=11)
     fig.tight_layout()
     return fig
