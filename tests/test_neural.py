@@ -155,7 +155,7 @@ def test_bound_input_errors():
 def _grads(net, fn):
     net.zero_grad()
     out = fn()
-    weights = torch.linspace(-1, 2, out.numel(), dtype=out.dtype).reshape(out.shape)
+    weights = torch.linspace(-1, 2, out.numel(), dtype=out.dtype, device=out.device).reshape(out.shape)
     (out * weights).sum().backward()
     return [out.detach().clone()] + [p.grad.detach().clone() for p in net.parameters()]
 
@@ -358,6 +358,7 @@ def test_last_longer_than_training_averages_all_steps():
         (dict(progress="yes"), "progress"),
         (dict(shuffle=1), "shuffle"),
         (dict(dtype="float16"), "dtype"),
+        (dict(threads=0), "threads"),
     ],
 )
 def test_bad_input_raises_value_error(kwargs, message):
@@ -380,6 +381,15 @@ def test_estimator_specific_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             mine_mi(x, y, device="cuda", epochs=1)
+
+
+def test_threads_option_restores_settings_and_keeps_results():
+    x, y = gaussian(300, 0.8, seed=29)
+    before = (torch.get_num_threads(), numba.get_num_threads())
+    a = infonce_mi(x, y, hidden=6, epochs=2, batch_size=100, threads=1)
+    assert (torch.get_num_threads(), numba.get_num_threads()) == before
+    b = infonce_mi(x, y, hidden=6, epochs=2, batch_size=100)
+    assert a.estimate == b.estimate
 
 
 def test_torch_inputs_and_auto_device():
