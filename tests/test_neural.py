@@ -216,6 +216,24 @@ def test_fused_infonce_is_finite_and_below_log_b_for_huge_critic_outputs():
         assert all(torch.isfinite(p.grad).all() for p in net.parameters())
 
 
+def test_vectorised_float32_exponential_matches_libm():
+    rng = np.random.default_rng(9)
+    src = np.concatenate([rng.uniform(-90, 0, 20000), [0.0, -1e-8, -86.9, -87.0, -88.0, -1e3]])
+    src = src.astype(np.float32)
+    shift = np.float32(0.0)
+    out, scratch = np.empty_like(src), np.empty_like(src)
+    _critic._exp_shifted(src, shift, out, scratch)
+    ref = np.exp(src.astype(np.float64))
+    normal = ref > 2e-38
+    assert np.max(np.abs(out[normal] - ref[normal]) / ref[normal]) < 5e-7
+    assert (out[~normal] <= 2e-38).all() and (out[~normal] > 0).all()
+    assert out[src == 0][0] == 1.0
+    src64 = src.astype(np.float64)
+    out64 = np.empty_like(src64)
+    _critic._exp_shifted(src64, 1.5, out64, np.empty_like(src64))
+    assert np.allclose(out64, np.exp(src64 - 1.5), rtol=1e-15, atol=0)
+
+
 def test_fused_kernels_are_bit_identical_across_thread_counts():
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(150, 4, generator=gen)
