@@ -37,13 +37,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from estimators import _reset_peak_rss, _status_kb  # noqa: E402  (same peak-RSS method)
+from estimators import _reset_peak_rss, _status_kb
 
 FORMS = ("fused", "broadcast", "tiled")
 
 
-def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int,
-           device: str = "cpu") -> dict:
+def worker(
+    form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int, device: str = "cpu"
+) -> dict:
     """One form in this (fresh) process: warm up, then time ``repeats`` steps."""
     import numpy as np
     import torch
@@ -93,7 +94,9 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int,
         step(x_all, y_all)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    peak_kb = _status_kb("VmHWM") if reset_ok else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = (
+        _status_kb("VmHWM") if reset_ok else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    )
     extra = {}
     if cuda:
         extra = {
@@ -110,23 +113,43 @@ def worker(form: str, b: int, dx: int, dy: int, h: int, repeats: int, seed: int,
         "peak_mb": peak_kb / 1024,
         "step_mb": (peak_kb - rss_before) / 1024,
         "rss_before_mb": rss_before / 1024,
-        "peak_method": "VmHWM after clear_refs" if reset_ok else f"ru_maxrss (before: {maxrss_before} kB)",
+        "peak_method": (
+            "VmHWM after clear_refs" if reset_ok else f"ru_maxrss (before: {maxrss_before} kB)"
+        ),
         "threads": torch.get_num_threads(),
     }
 
 
 def run_form(form: str, args) -> dict:
     cmd = [
-        sys.executable, __file__, "--worker", form, "--b", str(args.b), "--dx", str(args.dx),
-        "--dy", str(args.dy), "--h", str(args.h), "--repeats", str(args.repeats),
-        "--seed", str(args.seed), "--device", args.device,
+        sys.executable,
+        __file__,
+        "--worker",
+        form,
+        "--b",
+        str(args.b),
+        "--dx",
+        str(args.dx),
+        "--dy",
+        str(args.dy),
+        "--h",
+        str(args.h),
+        "--repeats",
+        str(args.repeats),
+        "--seed",
+        str(args.seed),
+        "--device",
+        args.device,
     ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"form": form, "error": f"exit {proc.returncode}: " + " | ".join(tail),
-                "wall_s": time.perf_counter() - t0}
+        return {
+            "form": form,
+            "error": f"exit {proc.returncode}: " + " | ".join(tail),
+            "wall_s": time.perf_counter() - t0,
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -142,8 +165,13 @@ def main(argv=None) -> int:
     ap.add_argument("--dy", type=int, default=10)
     ap.add_argument("--h", type=int, default=30, help="critic width (default 30)")
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per form (default 5)")
-    ap.add_argument("--forms", nargs="+", choices=FORMS + ("auto",), default=None,
-                    help="default: fused broadcast tiled (CPU), auto broadcast tiled (CUDA)")
+    ap.add_argument(
+        "--forms",
+        nargs="+",
+        choices=FORMS + ("auto",),
+        default=None,
+        help="default: fused broadcast tiled (CPU), auto broadcast tiled (CUDA)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; fused is CPU-only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per form")
@@ -156,33 +184,57 @@ def main(argv=None) -> int:
     if args.forms is None:
         args.forms = list(FORMS) if args.device == "cpu" else ["auto", "broadcast", "tiled"]
     if args.worker:
-        print(json.dumps(worker(args.worker, args.b, args.dx, args.dy, args.h, args.repeats,
-                                args.seed, args.device)))
+        print(
+            json.dumps(
+                worker(
+                    args.worker,
+                    args.b,
+                    args.dx,
+                    args.dy,
+                    args.h,
+                    args.repeats,
+                    args.seed,
+                    args.device,
+                )
+            )
+        )
         return 0
 
-    print(f"InfoNCE training step on {args.device}, b = {args.b}, d = {args.dx} + {args.dy}, h = {args.h}, "
-          f"{args.repeats} timed steps per form; load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"InfoNCE training step on {args.device}, b = {args.b}, d = {args.dx} + {args.dy}, h = {args.h}, "
+        f"{args.repeats} timed steps per form; load average {os.getloadavg()[0]:.2f}, "
+        f"{os.cpu_count()} CPUs"
+    )
     results = {}
-    print(f"{'form':<10} {'median s/step':>13} {'best s':>8} {'cpu s':>7} {'peak RSS MB':>12} "
-          f"{'step MB':>9}")
+    print(
+        f"{'form':<10} {'median s/step':>13} {'best s':>8} {'cpu s':>7} {'peak RSS MB':>12} "
+        f"{'step MB':>9}"
+    )
     for form in args.forms:
         r = run_form(form, args)
         results[form] = r
         if "error" in r:
             print(f"{form:<10} failed: {r['error']}")
             continue
-        print(f"{form:<10} {r['median_s']:>13.3f} {r['best_s']:>8.3f} {r['cpu_s']:>7.2f} "
-              f"{r['peak_mb']:>12.0f} {r['step_mb']:>9.0f}", flush=True)
+        print(
+            f"{form:<10} {r['median_s']:>13.3f} {r['best_s']:>8.3f} {r['cpu_s']:>7.2f} "
+            f"{r['peak_mb']:>12.0f} {r['step_mb']:>9.0f}",
+            flush=True,
+        )
         if "gpu" in r:
-            print(f"{'':<10} {r['gpu']}: peak allocated {r['gpu_peak_mb']:.0f} MB, "
-                  f"{r['gpu_step_mb']:.0f} MB over the resident tensors", flush=True)
+            print(
+                f"{'':<10} {r['gpu']}: peak allocated {r['gpu_peak_mb']:.0f} MB, "
+                f"{r['gpu_step_mb']:.0f} MB over the resident tensors",
+                flush=True,
+            )
     ok = [f for f in args.forms if "error" not in results[f]]
     if ok:
         r0 = results[ok[0]]
-        print(f"memory: {r0['peak_method']}; step MB = peak RSS - RSS before the timed steps "
-              f"({r0['rss_before_mb']:.0f} MB: Python, torch, numba, data); torch threads "
-              f"{r0['threads']}; load average now {os.getloadavg()[0]:.2f}")
+        print(
+            f"memory: {r0['peak_method']}; step MB = peak RSS - RSS before the timed steps "
+            f"({r0['rss_before_mb']:.0f} MB: Python, torch, numba, data); torch threads "
+            f"{r0['threads']}; load average now {os.getloadavg()[0]:.2f}"
+        )
     fused, tiled = results.get("fused"), results.get("tiled")
     for other in ("tiled", "broadcast"):
         ref = results.get(other)
@@ -191,16 +243,20 @@ def main(argv=None) -> int:
             mem_peak = fused["peak_mb"] / ref["peak_mb"]
             mem_step = fused["step_mb"] / max(ref["step_mb"], 1e-9)
             cpu_speed = ref["cpu_s"] / max(fused["cpu_s"], 1e-9)
-            print(f"fused vs {other}: {speed:.1f}x faster (wall; {cpu_speed:.1f}x in CPU time); "
-                  f"memory {mem_peak:.3f} of its peak RSS, {mem_step:.3f} of its step memory")
+            print(
+                f"fused vs {other}: {speed:.1f}x faster (wall; {cpu_speed:.1f}x in CPU time); "
+                f"memory {mem_peak:.3f} of its peak RSS, {mem_step:.3f} of its step memory"
+            )
     if fused and tiled and "error" not in fused and "error" not in tiled:
         speed = tiled["median_s"] / fused["median_s"]
         print(f"target >= 10x faster than tiled: {verdict(speed >= 10)} ({speed:.1f}x)")
-        print(f"target <= 1/10 of tiled memory (peak RSS): "
-              f"{verdict(fused['peak_mb'] <= tiled['peak_mb'] / 10)} "
-              f"({fused['peak_mb']:.0f} vs {tiled['peak_mb']:.0f} MB); step memory: "
-              f"{verdict(fused['step_mb'] <= tiled['step_mb'] / 10)} "
-              f"({fused['step_mb']:.0f} vs {tiled['step_mb']:.0f} MB)")
+        print(
+            f"target <= 1/10 of tiled memory (peak RSS): "
+            f"{verdict(fused['peak_mb'] <= tiled['peak_mb'] / 10)} "
+            f"({fused['peak_mb']:.0f} vs {tiled['peak_mb']:.0f} MB); step memory: "
+            f"{verdict(fused['step_mb'] <= tiled['step_mb'] / 10)} "
+            f"({fused['step_mb']:.0f} vs {tiled['step_mb']:.0f} MB)"
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ import torch
 
 from mipipe.estimators import (
     NeuralResult,
+    _critic,
     dv_bound,
     infonce_bound,
     infonce_mi,
@@ -25,7 +26,6 @@ from mipipe.estimators import (
     nwj_bound,
     nwj_mi,
 )
-from mipipe.estimators import _critic
 from mipipe.estimators.bounds import infonce_from_rows
 from mipipe.estimators.neural import TRACE_COLUMNS, _batches, _make_critic
 
@@ -95,7 +95,9 @@ def test_large_critic_outputs_give_finite_bounds_and_gradients(dtype, big):
         tj.grad = tm.grad = None
     # DV of a constant critic is exactly 0; NWJ of T = big is 'big - e^(big - 1)', hugely
     # negative but finite (the exponential is continued slowly above log(max) - 4)
-    assert float(dv_bound(torch.full((8,), big, dtype=dtype), torch.full((8,), big, dtype=dtype))) == pytest.approx(0, abs=1e-3)
+    assert float(
+        dv_bound(torch.full((8,), big, dtype=dtype), torch.full((8,), big, dtype=dtype))
+    ) == pytest.approx(0, abs=1e-3)
     nwj = float(nwj_bound(torch.full((8,), big, dtype=dtype), torch.full((8,), big, dtype=dtype)))
     assert nwj < -1e30 and math.isfinite(nwj)
     scores = (big * torch.rand(40, 40, generator=gen, dtype=dtype)).requires_grad_()
@@ -110,8 +112,12 @@ def test_nwj_below_cap_is_the_plain_formula():
     gen = torch.Generator().manual_seed(3)
     tj = torch.randn(100, generator=gen, dtype=torch.float64)
     tm = 3 * torch.randn(100, generator=gen, dtype=torch.float64)
-    assert float(nwj_bound(tj, tm)) == pytest.approx(float(tj.mean() - torch.exp(tm - 1).mean()), rel=1e-13)
-    assert float(dv_bound(tj, tm)) == pytest.approx(float(tj.mean() - torch.log(torch.exp(tm).mean())), rel=1e-13)
+    assert float(nwj_bound(tj, tm)) == pytest.approx(
+        float(tj.mean() - torch.exp(tm - 1).mean()), rel=1e-13
+    )
+    assert float(dv_bound(tj, tm)) == pytest.approx(
+        float(tj.mean() - torch.log(torch.exp(tm).mean())), rel=1e-13
+    )
 
 
 def test_bounds_with_the_optimal_critic_of_a_gaussian_match_the_true_mi():
@@ -155,7 +161,9 @@ def test_bound_input_errors():
 def _grads(net, fn):
     net.zero_grad()
     out = fn()
-    weights = torch.linspace(-1, 2, out.numel(), dtype=out.dtype, device=out.device).reshape(out.shape)
+    weights = torch.linspace(-1, 2, out.numel(), dtype=out.dtype, device=out.device).reshape(
+        out.shape
+    )
     (out * weights).sum().backward()
     return [out.detach().clone()] + [p.grad.detach().clone() for p in net.parameters()]
 
@@ -244,7 +252,11 @@ def test_fused_kernels_are_bit_identical_across_thread_counts():
     try:
         for threads in sorted({1, before}):
             numba.set_num_threads(threads)
-            results.append(_grads(net, lambda: infonce_from_rows(_critic.fused_infonce_rows(net, x, y)).reshape(1)))
+            results.append(
+                _grads(
+                    net, lambda: infonce_from_rows(_critic.fused_infonce_rows(net, x, y)).reshape(1)
+                )
+            )
             results.append(_grads(net, lambda: _critic.fused_logits(net, x, y)))
     finally:
         numba.set_num_threads(before)
@@ -266,7 +278,7 @@ def test_batches_follow_the_thesis_protocol():
 # (InfoNCE ~5 s CPU). All three land 0.02-0.03 below the true MI (seed 21: MINE -0.023,
 # NWJ -0.027, InfoNCE -0.021; data seed 5: -0.016, -0.019, -0.006): a lower bound with a
 # 30-unit critic; averaging the last 20 steps removes most of the per-batch noise.
-TRAIN = dict(hidden=30, lr=0.01, epochs=60, batch_size=500, seed=0, device="cpu")
+TRAIN = {"hidden": 30, "lr": 0.01, "epochs": 60, "batch_size": 500, "seed": 0, "device": "cpu"}
 
 
 @pytest.mark.parametrize("estimator", [mine_mi, nwj_mi, infonce_mi])
@@ -284,7 +296,9 @@ def test_trained_estimators_recover_gaussian_mi(estimator):
 def test_trace_columns_and_types_and_progress_callback():
     x, y = gaussian(300, 0.8, seed=22)
     calls = []
-    result = infonce_mi(x, y, hidden=5, epochs=3, batch_size=100, progress=lambda s, r: calls.append((s, r)))
+    result = infonce_mi(
+        x, y, hidden=5, epochs=3, batch_size=100, progress=lambda s, r: calls.append((s, r))
+    )
     trace = result.trace
     assert tuple(trace.columns) == TRACE_COLUMNS
     assert [str(t) for t in trace.dtypes] == ["int64"] * 3 + ["float64"] * 3
@@ -318,13 +332,18 @@ def test_same_seed_identical_different_seed_different(estimator, options):
     c = estimator(x, y, seed=4, **kw)
     assert a.estimate == b.estimate
     pd.testing.assert_frame_equal(a.trace, b.trace, check_exact=True)
-    assert not np.array_equal(a.trace["estimate_nats"].to_numpy(), c.trace["estimate_nats"].to_numpy())
+    assert not np.array_equal(
+        a.trace["estimate_nats"].to_numpy(), c.trace["estimate_nats"].to_numpy()
+    )
 
 
 def test_infonce_forms_train_identically_to_float_tolerance():
     x, y = gaussian(300, 0.8, seed=24)
-    kw = dict(hidden=6, epochs=3, batch_size=100, dtype="float64")
-    traces = [infonce_mi(x, y, form=f, **kw).trace["estimate_nats"].to_numpy() for f in ("fused", "broadcast", "tiled")]
+    kw = {"hidden": 6, "epochs": 3, "batch_size": 100, "dtype": "float64"}
+    traces = [
+        infonce_mi(x, y, form=f, **kw).trace["estimate_nats"].to_numpy()
+        for f in ("fused", "broadcast", "tiled")
+    ]
     assert traces[0] == pytest.approx(traces[2], rel=1e-9, abs=1e-12)
     assert traces[1] == pytest.approx(traces[2], rel=1e-9, abs=1e-12)
 
@@ -342,7 +361,7 @@ def test_mine_moving_average_of_rate_one_is_the_plain_gradient():
     """With alpha = 1 the moving average is the batch's own mean exp T, so the bias-corrected
     gradient (Belghazi et al. 2018, section 3.2) equals the plain gradient of the DV bound."""
     x, y = gaussian(300, 0.8, seed=26)
-    kw = dict(hidden=8, epochs=4, batch_size=100, dtype="float64")
+    kw = {"hidden": 8, "epochs": 4, "batch_size": 100, "dtype": "float64"}
     plain = mine_mi(x, y, **kw).trace["estimate_nats"].to_numpy()
     ema1 = mine_mi(x, y, ema=1.0, **kw).trace["estimate_nats"].to_numpy()
     ema_small = mine_mi(x, y, ema=0.01, **kw).trace["estimate_nats"].to_numpy()
@@ -360,30 +379,30 @@ def test_last_longer_than_training_averages_all_steps():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(y=np.zeros(9)), "same number of samples"),
-        (dict(x=np.r_[np.nan, np.ones(9)]), "NaN"),
-        (dict(x=np.r_[np.inf, np.ones(9)]), "inf"),
-        (dict(x=np.ones(1), y=np.ones(1)), "at least 2"),
-        (dict(x=np.ones((10, 2, 2))), "shape"),
-        (dict(hidden=0), "hidden"),
-        (dict(lr=0.0), "lr"),
-        (dict(lr=float("nan")), "lr"),
-        (dict(epochs=0), "epochs"),
-        (dict(batch_size=1), "batch_size"),
-        (dict(holdout=1.0), "holdout"),
-        (dict(holdout=0.05), "holdout"),
-        (dict(last=0), "last"),
-        (dict(seed=-1), "seed"),
-        (dict(device="tpu"), "device"),
-        (dict(progress="yes"), "progress"),
-        (dict(shuffle=1), "shuffle"),
-        (dict(dtype="float16"), "dtype"),
-        (dict(threads=0), "threads"),
+        ({"y": np.zeros(9)}, "same number of samples"),
+        ({"x": np.r_[np.nan, np.ones(9)]}, "NaN"),
+        ({"x": np.r_[np.inf, np.ones(9)]}, "inf"),
+        ({"x": np.ones(1), "y": np.ones(1)}, "at least 2"),
+        ({"x": np.ones((10, 2, 2))}, "shape"),
+        ({"hidden": 0}, "hidden"),
+        ({"lr": 0.0}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"holdout": 1.0}, "holdout"),
+        ({"holdout": 0.05}, "holdout"),
+        ({"last": 0}, "last"),
+        ({"seed": -1}, "seed"),
+        ({"device": "tpu"}, "device"),
+        ({"progress": "yes"}, "progress"),
+        ({"shuffle": 1}, "shuffle"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"threads": 0}, "threads"),
     ],
 )
 def test_bad_input_raises_value_error(kwargs, message):
     rng = np.random.default_rng(0)
-    args = dict(x=rng.standard_normal(10), y=rng.standard_normal(10), epochs=1)
+    args = {"x": rng.standard_normal(10), "y": rng.standard_normal(10), "epochs": 1}
     args.update(kwargs)
     x, y = args.pop("x"), args.pop("y")
     for estimator in (mine_mi, nwj_mi, infonce_mi):
@@ -414,7 +433,9 @@ def test_threads_option_restores_settings_and_keeps_results():
 
 def test_torch_inputs_and_auto_device():
     x, y = gaussian(200, 0.8, seed=28)
-    a = mine_mi(torch.from_numpy(x), torch.from_numpy(y)[:, None], hidden=4, epochs=2, batch_size=100)
+    a = mine_mi(
+        torch.from_numpy(x), torch.from_numpy(y)[:, None], hidden=4, epochs=2, batch_size=100
+    )
     b = mine_mi(x, y, hidden=4, epochs=2, batch_size=100)
     assert a.estimate == b.estimate
     assert a.device == ("cuda:0" if torch.cuda.is_available() else "cpu")
@@ -430,7 +451,9 @@ def test_cuda_broadcast_matches_the_cpu_forms_and_trains():
     gpu = net.to("cuda")
     xc, yc = x.cuda(), y.cuda()
     for chunk in (None, 64):
-        got = [t.cpu() for t in _grads(gpu, lambda: _critic.broadcast_logits(gpu, xc, yc, chunk))]
+        got = [
+            t.cpu() for t in _grads(gpu, lambda c=chunk: _critic.broadcast_logits(gpu, xc, yc, c))
+        ]
         _check_close(got, ref, torch.float64, f"cuda broadcast chunk={chunk}")
     xs, ys = gaussian(4000, 0.8, seed=21)
     for estimator in (mine_mi, nwj_mi, infonce_mi):

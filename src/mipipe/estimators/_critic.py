@@ -28,7 +28,15 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-__all__ = ["PairLogits", "InfoNCERows", "fused_infonce_rows", "fused_logits", "broadcast_logits", "tiled_logits", "N_BLOCKS"]
+__all__ = [
+    "N_BLOCKS",
+    "InfoNCERows",
+    "PairLogits",
+    "broadcast_logits",
+    "fused_infonce_rows",
+    "fused_logits",
+    "tiled_logits",
+]
 
 # The backward pass splits the rows i into this many fixed blocks (independent of the thread
 # count, so the summation order, hence the result, never depends on it); each block keeps its
@@ -72,7 +80,7 @@ def _logit_row(aT, ci, w2, b2, row):  # pragma: no cover - compiled
         ak = aT[k]
         for j in range(b):
             s = ak[j] + ck
-            row[j] += wk * (s if s > zero else zero)
+            row[j] += wk * max(zero, s)
 
 
 @njit(cache=True, inline="always")
@@ -122,7 +130,7 @@ def _exp_shifted(src, shift, out, scratch):  # pragma: no cover - compiled
         c7 = np.float32(1.0 / 5040)
         for j in range(n):
             x = src[j] - shift
-            x = x if x > lowest else lowest
+            x = max(lowest, x)
             k = np.floor(x * log2e + half)
             r = (x - k * ln2_hi) - k * ln2_lo
             out[j] = one + r * (one + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * (c6 + r * c7))))))
@@ -183,8 +191,7 @@ def _infonce_rows_kernel(aT, c, w2, b2, logits, lse, rows):  # pragma: no cover 
         _logit_row(aT, c[i], w2, b2, row)
         top = row[0] - row[0]  # M = max(0, max_j z_ij), in the dtype
         for j in range(b):
-            if row[j] > top:
-                top = row[j]
+            top = max(top, row[j])
         terms = np.empty(b, dtype=row.dtype)
         scratch = np.empty(b, dtype=row.dtype)
         _exp_shifted(row, top, terms, scratch)
@@ -206,7 +213,9 @@ def _infonce_rows_kernel(aT, c, w2, b2, logits, lse, rows):  # pragma: no cover 
 
 
 @njit(parallel=True, cache=True)
-def _infonce_grad_kernel(a, c, logits, lse, g, n_blocks, dA_part, dC_raw, dw_part, db_part):  # pragma: no cover
+def _infonce_grad_kernel(
+    a, c, logits, lse, g, n_blocks, dA_part, dC_raw, dw_part, db_part
+):  # pragma: no cover
     """Gradients of rows_i = s_ii - lse_i (upstream g (b,)) through the softplus and the
     logits: dL/dz_ij = g_i (delta_ij sigmoid(z_ii) - exp(z_ij - lse_i)) (softmax of the scores
     times the softplus slope: exp(s - lse) sigmoid(z) = exp(z - lse)); then the accumulation
@@ -335,7 +344,9 @@ class InfoNCERows(torch.autograd.Function):
         lse = np.empty(b, dtype=a_np.dtype)
         rows = np.empty(b, dtype=a_np.dtype)
         with _threads(logits.size * a_np.shape[1]):
-            _infonce_rows_kernel(np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, logits, lse, rows)
+            _infonce_rows_kernel(
+                np.ascontiguousarray(a_np.T), c_np, w_np, b2_val, logits, lse, rows
+            )
         _save(ctx, a, c, w2, b2)
         ctx.logits, ctx.lse = logits, lse
         return torch.from_numpy(rows)

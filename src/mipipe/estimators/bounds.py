@@ -20,12 +20,12 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["dv_bound", "nwj_bound", "infonce_bound", "log_mean_exp"]
+__all__ = ["dv_bound", "infonce_bound", "log_mean_exp", "nwj_bound"]
 
 
 def _check_values(t, name: str, ndim: int | None = None) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
-        raise ValueError(f"{name} must be a torch tensor, got {type(t).__name__}")
+        raise ValueError(f"{name} must be a torch tensor, got {type(t).__name__}")  # noqa: TRY004
     if not torch.is_floating_point(t):
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
     if t.numel() == 0:

@@ -30,7 +30,7 @@ from . import _critic
 from ._validation import as_samples
 from .bounds import dv_bound, infonce_bound, infonce_from_rows, log_mean_exp, nwj_bound
 
-__all__ = ["NeuralResult", "mine_mi", "nwj_mi", "infonce_mi", "TRACE_COLUMNS"]
+__all__ = ["TRACE_COLUMNS", "NeuralResult", "infonce_mi", "mine_mi", "nwj_mi"]
 
 TRACE_COLUMNS = ("step", "epoch", "batch", "estimate_nats", "loss", "heldout_nats")
 FORMS = ("auto", "fused", "broadcast", "tiled")
@@ -93,14 +93,30 @@ def _check(x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dt
     batch_size = _int(batch_size, "batch_size", 2)
     seed = _int(seed, "seed", 0)
     last = _int(last, "last", 1)
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
+    if (
+        isinstance(lr, bool)
+        or not isinstance(lr, numbers.Real)
+        or not (math.isfinite(lr) and lr > 0)
+    ):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if isinstance(holdout, bool) or not isinstance(holdout, numbers.Real) or not (0 <= holdout < 1):
         raise ValueError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     if dtype not in ("float32", "float64", torch.float32, torch.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype, dtype)
-    return x, y, hidden, float(lr), epochs, batch_size, seed, float(holdout), last, _device(device), dtype
+    return (
+        x,
+        y,
+        hidden,
+        float(lr),
+        epochs,
+        batch_size,
+        seed,
+        float(holdout),
+        last,
+        _device(device),
+        dtype,
+    )
 
 
 def _device(device) -> torch.device:
@@ -113,7 +129,9 @@ def _device(device) -> torch.device:
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available")
-        dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+        dev = torch.device(
+            "cuda", dev.index if dev.index is not None else torch.cuda.current_device()
+        )
     elif dev.type != "cpu":
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
     return dev
@@ -128,7 +146,9 @@ def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------- critics
-def _make_critic(d_in: int, hidden: int, softplus: bool, seed: int, dtype, device) -> torch.nn.Sequential:
+def _make_critic(
+    d_in: int, hidden: int, softplus: bool, seed: int, dtype, device
+) -> torch.nn.Sequential:
     """The thesis/CLUB critic, initialised by torch's default (Kaiming-uniform) init from a
     private copy of the global generator seeded with ``seed`` (the global state is kept)."""
     with torch.random.fork_rng(devices=[]):
@@ -190,13 +210,30 @@ def _train(kind, x, y, *, threads=None, **options):
         numba.set_num_threads(before[1])
 
 
-def _fit(kind, x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, holdout, last,
-         ema, progress, form, dtype):
+def _fit(
+    kind,
+    x,
+    y,
+    *,
+    hidden,
+    lr,
+    epochs,
+    batch_size,
+    seed,
+    device,
+    shuffle,
+    holdout,
+    last,
+    ema,
+    progress,
+    form,
+    dtype,
+):
     x, y, hidden, lr, epochs, batch_size, seed, holdout, last, dev, dtype = _check(
         x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype
     )
     if not isinstance(shuffle, bool):
-        raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+        raise ValueError(f"shuffle must be True or False, got {shuffle!r}")  # noqa: TRY004
     if ema is not None:
         if isinstance(ema, bool) or not isinstance(ema, numbers.Real) or not (0 < ema <= 1):
             raise ValueError(f"ema must be None or a moving-average rate in (0, 1], got {ema!r}")
@@ -213,7 +250,7 @@ def _fit(kind, x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, h
     gen.manual_seed(seed)
     # Held-out split: a seeded random subset of round(holdout * n) rows (kept in row order).
     if holdout > 0:
-        n_hold = int(round(holdout * n))
+        n_hold = round(holdout * n)
         if n_hold < 2 or n - n_hold < 2:
             raise ValueError(
                 f"holdout = {holdout} of n = {n} leaves {n_hold} held-out and {n - n_hold} "
@@ -270,8 +307,11 @@ def _fit(kind, x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, h
                     if log_ma is None:
                         log_ma = cur
                     else:
-                        log_ma = torch.logaddexp(log_ma + math.log1p(-ema), cur + math.log(ema)) \
-                            if ema < 1 else cur
+                        log_ma = (
+                            torch.logaddexp(log_ma + math.log1p(-ema), cur + math.log(ema))
+                            if ema < 1
+                            else cur
+                        )
                     # Belghazi et al. 2018, section 3.2: the gradient of log E_Q[e^T] is
                     # grad E_Q[e^T] / E_Q[e^T]; the denominator is replaced by its moving
                     # average. Surrogate whose gradient is exactly that.
@@ -361,10 +401,24 @@ _RAISES_DOC = """
 """
 
 
-def mine_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
-            batch_size: int = 3334, seed: int = 0, device: str = "auto", shuffle: bool = False,
-            holdout: float = 0.0, last: int = 20, ema: float | None = None, progress=False,
-            dtype: str = "float32", threads: int | None = None) -> NeuralResult:
+def mine_mi(
+    x,
+    y,
+    *,
+    hidden: int = 30,
+    lr: float = 0.005,
+    epochs: int = 300,
+    batch_size: int = 3334,
+    seed: int = 0,
+    device: str = "auto",
+    shuffle: bool = False,
+    holdout: float = 0.0,
+    last: int = 20,
+    ema: float | None = None,
+    progress=False,
+    dtype: str = "float32",
+    threads: int | None = None,
+) -> NeuralResult:
     """MINE estimate of I(X; Y) in nats: the Donsker-Varadhan bound trained with a critic MLP.
 
     Belghazi et al. 2018 (MINE), eq. 6 and Algorithm 1; thesis section 3.4 and 4.2.2. On each
@@ -386,10 +440,23 @@ def mine_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
     return _train("mine", form="auto", **locals())
 
 
-def nwj_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
-           batch_size: int = 3334, seed: int = 0, device: str = "auto", shuffle: bool = False,
-           holdout: float = 0.0, last: int = 20, progress=False,
-           dtype: str = "float32", threads: int | None = None) -> NeuralResult:
+def nwj_mi(
+    x,
+    y,
+    *,
+    hidden: int = 30,
+    lr: float = 0.005,
+    epochs: int = 300,
+    batch_size: int = 3334,
+    seed: int = 0,
+    device: str = "auto",
+    shuffle: bool = False,
+    holdout: float = 0.0,
+    last: int = 20,
+    progress=False,
+    dtype: str = "float32",
+    threads: int | None = None,
+) -> NeuralResult:
     """NWJ estimate of I(X; Y) in nats: ``mean T(joint) - mean exp(T(marginal) - 1)``.
 
     Nguyen, Wainwright & Jordan 2010; Poole et al. 2019, eq. 8; mentioned in thesis section 3.
@@ -403,11 +470,24 @@ def nwj_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
     return _train("nwj", form="auto", ema=None, **locals())
 
 
-def infonce_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
-               batch_size: int = 3334, seed: int = 0, device: str = "auto",
-               shuffle: bool = False, holdout: float = 0.0, last: int = 20, progress=False,
-               form: str = "auto", dtype: str = "float32",
-               threads: int | None = None) -> NeuralResult:
+def infonce_mi(
+    x,
+    y,
+    *,
+    hidden: int = 30,
+    lr: float = 0.005,
+    epochs: int = 300,
+    batch_size: int = 3334,
+    seed: int = 0,
+    device: str = "auto",
+    shuffle: bool = False,
+    holdout: float = 0.0,
+    last: int = 20,
+    progress=False,
+    form: str = "auto",
+    dtype: str = "float32",
+    threads: int | None = None,
+) -> NeuralResult:
     """InfoNCE estimate of I(X; Y) in nats, never above log(batch size).
 
     van den Oord et al. 2018, eq. 4; thesis section 3.3 (Theorem 3.5, Remark 3.5) and 4.2.2.
@@ -430,8 +510,12 @@ def infonce_mi(x, y, *, hidden: int = 30, lr: float = 0.005, epochs: int = 300,
     return _train("infonce", ema=None, **locals())
 
 
-for _f, _extra in ((mine_mi, ", ema outside (0, 1]"), (nwj_mi, ""),
-                   (infonce_mi, ", an unknown form or form='fused' on CUDA")):
-    _f.__doc__ = _f.__doc__.format(common=_COMMON_DOC.strip("\n"),
-                                   raises=_RAISES_DOC.format(extra=_extra).strip("\n"))
+for _f, _extra in (
+    (mine_mi, ", ema outside (0, 1]"),
+    (nwj_mi, ""),
+    (infonce_mi, ", an unknown form or form='fused' on CUDA"),
+):
+    _f.__doc__ = _f.__doc__.format(
+        common=_COMMON_DOC.strip("\n"), raises=_RAISES_DOC.format(extra=_extra).strip("\n")
+    )
 del _f, _extra
