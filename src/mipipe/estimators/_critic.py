@@ -104,6 +104,38 @@ def _accumulate_row(a, ci, gi, dAb, dci, dwb):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def _accumulate_rows4(a, c, i, g4, dAb, dC_raw, dwb):  # pragma: no cover - compiled
+    """_accumulate_row for the four rows i .. i + 3 at once (upstream gradients g4 (4, b)):
+    each a[j] and dAb[j] is loaded and stored once per four rows instead of once per row,
+    which quarters the traffic that bounds the single-row loop. Sums are grouped in a fixed
+    order ((r0 + r1) + (r2 + r3)), so results stay deterministic."""
+    b, h = a.shape
+    zero = a[0, 0] - a[0, 0]
+    c0, c1, c2, c3 = c[i], c[i + 1], c[i + 2], c[i + 3]
+    d0, d1, d2, d3 = dC_raw[i], dC_raw[i + 1], dC_raw[i + 2], dC_raw[i + 3]
+    for j in range(b):
+        g0, g1, g2, g3 = g4[0, j], g4[1, j], g4[2, j], g4[3, j]
+        aj = a[j]
+        daj = dAb[j]
+        for k in range(h):
+            ak = aj[k]
+            s0 = ak + c0[k]
+            s1 = ak + c1[k]
+            s2 = ak + c2[k]
+            s3 = ak + c3[k]
+            m0 = g0 if s0 > zero else zero
+            m1 = g1 if s1 > zero else zero
+            m2 = g2 if s2 > zero else zero
+            m3 = g3 if s3 > zero else zero
+            daj[k] += (m0 + m1) + (m2 + m3)
+            d0[k] += m0
+            d1[k] += m1
+            d2[k] += m2
+            d3[k] += m3
+            dwb[k] += (m0 * s0 + m1 * s1) + (m2 * s2 + m3 * s3)
+
+
+@njit(cache=True, inline="always")
 def _exp_shifted(src, shift, out, scratch):  # pragma: no cover - compiled
     """out[j] = exp(src[j] - shift) for src[j] - shift <= 0 (both uses: z - max and z - lse).
 
@@ -160,7 +192,11 @@ def _grad_kernel(a, c, g, n_blocks, dA_part, dC_raw, dw_part):  # pragma: no cov
     rows = c.shape[0]
     size = (rows + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
-        for i in range(blk * size, min(rows, (blk + 1) * size)):
+        lo, hi = blk * size, min(rows, (blk + 1) * size)
+        quads = lo + max(hi - lo, 0) // 4 * 4
+        for i in range(lo, quads, 4):
+            _accumulate_rows4(a, c, i, g[i : i + 4], dA_part[blk], dC_raw, dw_part[blk])
+        for i in range(quads, hi):
             _accumulate_row(a, c[i], g[i], dA_part[blk], dC_raw[i], dw_part[blk])
 
 
@@ -226,25 +262,34 @@ def _infonce_grad_kernel(
     for blk in prange(n_blocks):
         dAb = dA_part[blk]
         dwb = dw_part[blk]
-        grow = np.empty(b, dtype=a.dtype)
+        g4 = np.empty((4, b), dtype=a.dtype)
         scratch = np.empty(b, dtype=a.dtype)
         dbsum = 0.0
-        for i in range(blk * size, min(rows, (blk + 1) * size)):
-            zi = logits[i]
-            gi = g[i]
-            _exp_shifted(zi, lse[i], grow, scratch)
-            for j in range(b):
-                grow[j] *= -gi
-            zii = zi[i]
-            if zii >= 0:
-                sig = 1.0 / (1.0 + math.exp(-zii))
+        lo, hi = blk * size, min(rows, (blk + 1) * size)
+        quads = lo + max(hi - lo, 0) // 4 * 4
+        for i0 in range(lo, hi, 4):
+            for r in range(min(4, hi - i0)):
+                i = i0 + r
+                grow = g4[r]
+                zi = logits[i]
+                gi = g[i]
+                _exp_shifted(zi, lse[i], grow, scratch)
+                for j in range(b):
+                    grow[j] *= -gi
+                zii = zi[i]
+                if zii >= 0:
+                    sig = 1.0 / (1.0 + math.exp(-zii))
+                else:
+                    e = math.exp(zii)
+                    sig = e / (1.0 + e)
+                grow[i] += gi * sig
+                for j in range(b):
+                    dbsum += grow[j]
+            if i0 < quads:
+                _accumulate_rows4(a, c, i0, g4, dAb, dC_raw, dwb)
             else:
-                e = math.exp(zii)
-                sig = e / (1.0 + e)
-            grow[i] += gi * sig
-            for j in range(b):
-                dbsum += grow[j]
-            _accumulate_row(a, c[i], grow, dAb, dC_raw[i], dwb)
+                for r in range(hi - i0):
+                    _accumulate_row(a, c[i0 + r], g4[r], dAb, dC_raw[i0 + r], dwb)
         db_part[blk] = dbsum
 
 
