@@ -35,8 +35,8 @@ __all__ = ["TRACE_COLUMNS", "NeuralResult", "infonce_mi", "mine_mi", "nwj_mi"]
 TRACE_COLUMNS = ("step", "epoch", "batch", "estimate_nats", "loss", "heldout_nats")
 FORMS = ("auto", "fused", "broadcast", "tiled")
 # Memory allowed for the (chunk, b, h) hidden layers of the broadcasting form on the CPU
-# (on CUDA: a quarter of the free device memory); above it, row chunks are recomputed in
-# the backward pass.
+# (on CUDA: half the free device memory); above it, row chunks are recomputed in the
+# backward pass.
 _CPU_CHUNK_BYTES = 256e6
 
 
@@ -272,7 +272,7 @@ def _fit(
     log_ma = None  # log of MINE's moving average of mean exp T(marginal)
 
     def bound_of(xb, yb):
-        """(bound, log mean exp of marginal critic values or None) on one batch."""
+        """(bound, (t_joint, t_marginal) for MINE's moving average, else None) on one batch."""
         if kind == "infonce":
             if form == "fused":  # softplus and log-sum-exp fused too: no b x b torch ops
                 return infonce_from_rows(_critic.fused_infonce_rows(net, xb, yb)), None
