@@ -68,7 +68,7 @@ rule estimate_neural:
         estimator=NEURAL_NAMES,
     conda:
         "../envs/mipipe.yaml"
-    threads: config.get("threads", 2)
+    threads: config.get("neural_threads", 1)
     resources:
         # measured: see neural_runtime (rules/common.smk)
         mem_mb=2000,

@@ -4,6 +4,7 @@ training curves (estimate against training step) of the neural estimators."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 
@@ -22,6 +23,7 @@ SWEEP_LABELS = {
 LINE_KEYS = ("D", "n", "k", "p", "correction", "eps", "hidden", "lr", "epochs", "batch_size")
 STYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+LAST = 20  # the estimate is the mean of the last 20 batch estimates (thesis section 4.2.2)
 # one colour and marker per estimator where several share an axis
 ESTIMATOR_STYLES = {
     "knn": ("tab:blue", "o"), "ksg1": ("tab:orange", "s"), "ksg2": ("tab:green", "^"),
@@ -144,6 +146,11 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
             _cut_below(ax, sub, sweep, truth)
         if sweep in ("n", "eps"):
             ax.set_xscale("log")
+        if sweep == "n":
+            # the n values themselves (log axes label only powers of ten, or crowd them)
+            ns = np.sort(sub["n"].unique())
+            ax.set_xticks(ns, [f"{int(v)}" for v in ns])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if sweep == "D":
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel(SWEEP_LABELS[sweep])
@@ -156,9 +163,15 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                     label="failed (see table)")
         ax.legend(fontsize=8)
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
-    fig.suptitle(f"{title}{band}", fontsize=11)
-    fig.tight_layout()
+    _title(fig, f"{title}{band}")
     return fig
+
+
+def _title(fig: plt.Figure, text: str) -> None:
+    """A suptitle wrapped to the figure's width."""
+    width = max(40, int(fig.get_figwidth() * 13))
+    fig.suptitle(textwrap.fill(text, width), fontsize=11)
+    fig.tight_layout()
 
 
 def _draw_infonce_ceiling(ax, sub: pd.DataFrame, sweep: str) -> None:
@@ -209,9 +222,10 @@ def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: 
     title : figure title.
 
     One row of panels per estimator; in a panel one line per combination of the other
-    grid parameters that vary (width h, lr, epochs, batch size), the mean over seeds of
-    the bound on each step's batch in nats, with a min–max band over the seeds; the
-    held-out bound (if any) dotted; the true MI of that panel dashed black.
+    grid parameters that vary (width h, lr, epochs, batch size): thin, the mean over seeds
+    of the bound on each step's batch in nats; thick, its running mean over the last 20
+    steps (at the last step, the reported estimate), with a min–max band over the seeds;
+    the held-out bound (if any) dotted; the true MI of that panel dashed black.
     """
     if traces.empty:
         raise ValueError("no training traces to plot (every neural estimate failed?)")
@@ -235,20 +249,26 @@ def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: 
             lows, highs = [], []
             for j, (key, grp) in enumerate(groups):
                 key = key if isinstance(key, tuple) else (key,)
-                by_step = grp.groupby("step")["estimate_nats"]
-                steps = np.asarray(by_step.mean().index, dtype=float)
-                mean = by_step.mean().to_numpy()
-                line, = ax.plot(steps, mean, linewidth=1.0,
-                                label=line_label(dict(zip(keys, key))))
+                # per step: the mean over seeds of the batch estimate (thin), and of its
+                # running mean over the last 20 steps (thick; at the end, the estimate)
+                per_seed = grp.pivot_table(index="step", columns="seed", values="estimate_nats")
+                smooth = per_seed.rolling(LAST, min_periods=1).mean()
+                steps = per_seed.index.to_numpy(dtype=float)
+                raw, mean = per_seed.mean(axis=1).to_numpy(), smooth.mean(axis=1).to_numpy()
+                label = line_label(dict(zip(keys, key))) if keys else "estimate"
+                line, = ax.plot(steps, mean, linewidth=1.6, label=f"{label} (mean of last {LAST})")
+                ax.plot(steps, raw, linewidth=0.6, alpha=0.35, color=line.get_color())
                 if n_seeds > 1:
-                    ax.fill_between(steps, by_step.min().to_numpy(), by_step.max().to_numpy(),
-                                    alpha=0.2, color=line.get_color(), linewidth=0)
+                    ax.fill_between(steps, smooth.min(axis=1).to_numpy(),
+                                    smooth.max(axis=1).to_numpy(), alpha=0.2,
+                                    color=line.get_color(), linewidth=0)
                 held = grp.groupby("step")["heldout_nats"].mean()
                 if held.notna().any():
-                    ax.plot(steps, held.to_numpy(), linestyle=":", color=line.get_color(),
-                            linewidth=1.0, label="held out" if j == 0 else None)
-                lows.append(np.nanpercentile(mean, 2))
-                highs.append(np.nanmax(mean))
+                    ax.plot(steps, held.rolling(LAST, min_periods=1).mean().to_numpy(),
+                            linestyle=":", color=line.get_color(), linewidth=1.2,
+                            label="held out (mean of last 20)" if j == 0 else None)
+                lows.append(np.nanpercentile(raw, 2))
+                highs.append(np.nanpercentile(raw, 99.5))
             truth = float(sub["true_mi_nats"].iloc[0]) if len(sub) else math.nan
             if math.isfinite(truth):
                 ax.axhline(truth, color="black", linestyle="--", linewidth=1.2,
@@ -268,6 +288,6 @@ def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: 
             if c == ncol - 1 or keys:
                 ax.legend(fontsize=7)
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
-    fig.suptitle(f"{title}: training curves{band}", fontsize=11)
-    fig.tight_layout()
+    _title(fig, f"{title}: training curves (thin: batch estimate; thick: its mean over the "
+                f"last {LAST} steps, the reported estimate at the end){band}")
     return fig
