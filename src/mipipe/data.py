@@ -227,6 +227,11 @@ def _diagnose(name: str, root: Path, table: Mapping[str, str | None], needed, ex
     from torchvision.datasets.utils import calculate_md5
 
     label = {"cifar10": "CIFAR10", "svhn": "SVHN", "stl10": "STL10"}[name]
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{label}: the data root {str(root)!r} does not exist (expected files "
+            f"{[str(root / rel) for rel in needed]}). {_REMEDY}"
+        )
     missing = [rel for rel in needed if not (root / rel).is_file()]
     if missing:
         raise FileNotFoundError(
