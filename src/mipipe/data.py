@@ -71,6 +71,11 @@ CHECKSUMS: dict[str, dict[str, str]] = {
     },
 }
 
+# STL10's classes in label order, as its class_names.txt lists them (used if that file is
+# absent; it is not among the checksummed files).
+STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
+                 "truck")
+
 _REMEDY = (
     "Set `download: true` in the config (needs internet), or put the files there yourself "
     "(README: 'Image data sets')"
@@ -279,7 +284,7 @@ def _from_torchvision(name, split, root: Path, download, table) -> tuple[np.ndar
             labels = np.asarray(ds.labels).astype(np.int64)
             if split == "unlabeled":
                 labels = np.full(images.shape[0], -1, dtype=np.int64)
-            classes = tuple(getattr(ds, "classes", ()) or (str(i) for i in range(10)))
+            classes = tuple(getattr(ds, "classes", ()) or STL10_CLASSES)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
         _diagnose(name, root, table, needed, exc)
         raise
