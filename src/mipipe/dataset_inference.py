@@ -298,17 +298,21 @@ def _knn_null_fast(x, y, perms, k, p, correction, eps, workers):
     bounds = _chunks(n, nthreads)
     dx = np.empty((n, n))
     dy = np.empty((n, n))
-    radii = np.empty((perms.shape[0], n))
+    d = x.shape[1] + y.shape[1]
+    null = np.empty(perms.shape[0])
+    batch = 32  # shuffles per kernel call: bounds the radii buffer to 32 n floats
+    radii = np.empty((min(batch, perms.shape[0]), n))
     with _threads(nthreads):
         _distance_matrix(np.ascontiguousarray(xc.T), code, pe, bounds, dx)
         _distance_matrix(np.ascontiguousarray(yc.T), code, pe, bounds, dy)
-        _shuffled_joint_radii(dx, dy, np.ascontiguousarray(perms, dtype=np.int64), k, code, pe,
-                              bounds, radii)
-    d = x.shape[1] + y.shape[1]
-    null = np.empty(perms.shape[0])
-    for m in range(perms.shape[0]):
-        hxy = _entropy_from_radii(from_power(radii[m], p) * (1.0 + eps), d, k, p, correction)
-        null[m] = hx + hy - (hxy + d * log_scale)
+        for start in range(0, perms.shape[0], batch):
+            chunk = np.ascontiguousarray(perms[start:start + batch], dtype=np.int64)
+            out = radii[: chunk.shape[0]]
+            _shuffled_joint_radii(dx, dy, chunk, k, code, pe, bounds, out)
+            for m in range(chunk.shape[0]):
+                r = from_power(out[m], p) * (1.0 + eps)
+                hxy = _entropy_from_radii(r, d, k, p, correction) + d * log_scale
+                null[start + m] = hx + hy - hxy
     return null
 
 
