@@ -67,9 +67,9 @@ def main(argv=None):
         z = rng.standard_normal((n, args.d))
         q, _ = np.linalg.qr(rng.standard_normal((args.d, args.d)))
         other = z @ q + 0.5 * rng.standard_normal((n, args.d))
-        t_mi, _ = _best(lambda: embedding_mi(z, other), args.reps)
+        t_mi, _ = _best(lambda z=z, o=other: embedding_mi(z, o), args.reps)
         vv = embedding_mi(z, z)
-        t_fast, res = _best(lambda: permutation_test(z, other, n_permutations=args.m), 1)
+        t_fast, res = _best(lambda z=z, o=other: permutation_test(z, o, n_permutations=args.m), 1)
         perms = permutations(n, args.m, 0)[: args.naive]
         t0 = time.perf_counter()
         naive = [embedding_mi(z, other[p]) for p in perms]

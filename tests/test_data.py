@@ -143,7 +143,7 @@ def test_cifar10_round_trip(tmp_path):
     train = load_images("cifar10", "train", tmp_path, checksums=sums)
     test = load_images("cifar10", "test", tmp_path, checksums=sums)
     want = np.concatenate([truth[f"data_batch_{i}"][0] for i in range(1, 6)])
-    want_labels = sum((truth[f"data_batch_{i}"][1] for i in range(1, 6)), [])
+    want_labels = [label for i in range(1, 6) for label in truth[f"data_batch_{i}"][1]]
     assert train.images.dtype == torch.uint8 and train.images.shape == (8, 3, 32, 32)
     np.testing.assert_array_equal(train.images.numpy(), want)
     assert train.labels.dtype == torch.int64 and train.labels.tolist() == want_labels

@@ -146,7 +146,7 @@ def split_index(n: int, split: str, seed: int, train_fraction: float) -> np.ndar
     ``round(train_fraction * n)`` entries are "train", the rest "test" (each in permutation
     order). Same seed, same split; the two splits are disjoint and cover all rows.
     """
-    n_train = int(round(train_fraction * n))
+    n_train = round(train_fraction * n)
     perm = np.random.default_rng(seed).permutation(n)
     return perm[:n_train] if split == "train" else perm[n_train:]
 
@@ -163,7 +163,9 @@ def _check_args(name, split, seed, train_fraction):
     if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real) or not (
         0.0 < float(train_fraction) < 1.0
     ):
-        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
+        raise ValueError(
+            f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}"
+        )
 
 
 def _resolve_checksums(name: str, checksums) -> dict[str, str | None]:
@@ -184,13 +186,21 @@ def _resolve_checksums(name: str, checksums) -> dict[str, str | None]:
             raise ValueError(
                 f"checksums: unknown file {key!r}; the known files are {sorted(known)}"
             )
+        hex_digits = "0123456789abcdefABCDEF"
         if md5 is not None and not (
-            isinstance(md5, str) and len(md5) == 32 and all(c in "0123456789abcdefABCDEF" for c in md5)
+            isinstance(md5, str) and len(md5) == 32 and all(c in hex_digits for c in md5)
         ):
-            raise ValueError(f"checksums[{key!r}] must be a 32-digit md5 hex string or null, got {md5!r}")
+            raise ValueError(
+                f"checksums[{key!r}] must be a 32-digit md5 hex string or null, got {md5!r}"
+            )
         if key in table:
             table[key] = md5.lower() if md5 is not None else None
     return table
+
+
+def _file_list(folder: str, names, table) -> list[list]:
+    """torchvision's ``[[file name, md5], ...]`` for files under ``folder``."""
+    return [[f, table[f"{folder}/{f}"]] for f in names]
 
 
 def _torchvision_class(name: str, table: Mapping[str, str | None]):
@@ -203,10 +213,9 @@ def _torchvision_class(name: str, table: Mapping[str, str | None]):
 
     if name == "cifar10":
         base = datasets.CIFAR10
-        files = lambda names: [[f, table[f"{_CIFAR}/{f}"]] for f in names]  # noqa: E731
         attrs = {
-            "train_list": files([f"data_batch_{i}" for i in range(1, 6)]),
-            "test_list": files(["test_batch"]),
+            "train_list": _file_list(_CIFAR, [f"data_batch_{i}" for i in range(1, 6)], table),
+            "test_list": _file_list(_CIFAR, ["test_batch"], table),
             "meta": {**base.meta, "md5": table[f"{_CIFAR}/batches.meta"]},
         }
     elif name == "svhn":
@@ -219,10 +228,11 @@ def _torchvision_class(name: str, table: Mapping[str, str | None]):
         }
     else:
         base = datasets.STL10
-        files = lambda names: [[f, table[f"{_STL}/{f}"]] for f in names]  # noqa: E731
         attrs = {
-            "train_list": files(["train_X.bin", "train_y.bin", "unlabeled_X.bin"]),
-            "test_list": files(["test_X.bin", "test_y.bin"]),
+            "train_list": _file_list(
+                _STL, ["train_X.bin", "train_y.bin", "unlabeled_X.bin"], table
+            ),
+            "test_list": _file_list(_STL, ["test_X.bin", "test_y.bin"], table),
         }
     return type(f"Checked{base.__name__}", (base,), attrs)
 
@@ -255,10 +265,12 @@ def _diagnose(name: str, root: Path, table: Mapping[str, str | None], needed, ex
                 f"or, for a deliberately different file, give its md5 under `checksums`"
             )
     if exc is not None:
-        raise ValueError(f"{label}: could not read the data set under {str(root)!r}: {exc}") from exc
+        raise ValueError(
+            f"{label}: could not read the data set under {str(root)!r}: {exc}"
+        ) from exc
 
 
-def _from_torchvision(name, split, root: Path, download, table) -> tuple[np.ndarray, np.ndarray, tuple]:
+def _from_torchvision(name, split, root: Path, download, table):
     """(images (N, C, H, W) uint8, labels (N,) int64, classes) of one torchvision split."""
     cls = _torchvision_class(name, table)
     if name == "svhn":
@@ -286,8 +298,7 @@ def _from_torchvision(name, split, root: Path, download, table) -> tuple[np.ndar
                 labels = np.full(images.shape[0], -1, dtype=np.int64)
             classes = tuple(getattr(ds, "classes", ()) or STL10_CLASSES)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
-        _diagnose(name, root, table, needed, exc)
-        raise
+        _diagnose(name, root, table, needed, exc)  # always raises
     if images.dtype != np.uint8:
         raise ValueError(f"{name}: expected uint8 pixels under {str(root)!r}, got {images.dtype}")
     return images, labels, classes

@@ -28,8 +28,8 @@ import pandas as pd
 from numba import njit, prange
 from scipy.special import digamma
 
-from .estimators import knn_entropy, knn_mi, ksg_mi, log_unit_ball_volume
 from .estimators import _validation as v
+from .estimators import knn_entropy, knn_mi, ksg_mi, log_unit_ball_volume
 from .estimators.knn import _entropy_from_radii
 from .estimators.neighbours import (
     _chunks,
@@ -480,7 +480,7 @@ def score_table(mi_rows: pd.DataFrame) -> pd.DataFrame:
             "I_min_sd": float(rand.std(ddof=1)) if len(rand) > 1 else math.nan,
             "I_min_min": float(rand.min()) if len(rand) else math.nan,
             "I_min_max": float(rand.max()) if len(rand) else math.nan,
-            "n_random": int(len(rand)),
+            "n_random": len(rand),
         }
         for _, row in group.iterrows():
             rec = {key: row[key] for key in _ROW_KEYS}
