@@ -302,3 +302,11 @@ def test_image_set_subset_and_validation():
         ImageSet(s.images.float(), s.labels, s.classes, "x")
     with pytest.raises(ValueError, match="int64"):
         ImageSet(s.images, s.labels[:-1], s.classes, "x")
+
+
+def test_unreadable_file_with_unchecked_md5_is_a_clear_error(tmp_path):
+    write_cifar10(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"not a pickle")
+    skip = {key: None for key in CHECKSUMS["cifar10"]}
+    with pytest.raises(ValueError, match=r"CIFAR10: could not read the data set under"):
+        load_images("cifar10", "test", tmp_path, checksums=skip)

@@ -297,7 +297,12 @@ def _from_torchvision(name, split, root: Path, download, table):
             if split == "unlabeled":
                 labels = np.full(images.shape[0], -1, dtype=np.int64)
             classes = tuple(getattr(ds, "classes", ()) or STL10_CLASSES)
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+    except Exception as exc:  # torchvision: "Dataset not found or corrupted", unpickling ...
+        if download and any(not (root / rel).is_file() for rel in needed):
+            raise FileNotFoundError(
+                f"{name}: download into {str(root)!r} failed ({type(exc).__name__}: {exc}); "
+                f"without internet, put the files there yourself (README: 'Image data sets')"
+            ) from exc
         _diagnose(name, root, table, needed, exc)  # always raises
     if images.dtype != np.uint8:
         raise ValueError(f"{name}: expected uint8 pixels under {str(root)!r}, got {images.dtype}")
