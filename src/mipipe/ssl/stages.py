@@ -53,7 +53,9 @@ def prepare_source(spec: dict, data: dict, out_path) -> dict:
                          train_fraction=float(data.get("train_fraction", 0.8)))
     x = images.images
     if spec.get("size") and tuple(x.shape[-2:]) != (spec["size"], spec["size"]):
-        x = v2.functional.resize(x, [spec["size"], spec["size"]], antialias=True)
+        size = [spec["size"], spec["size"]]  # in chunks: STL10 unlabeled is 2.8 GB as uint8
+        x = torch.cat([v2.functional.resize(x[i:i + 4096], size, antialias=True)
+                       for i in range(0, len(x), 4096)])
     payload = {"images": x.contiguous(), "labels": images.labels.to(torch.int64),
                "classes": list(images.classes), "name": images.name}
     with atomic_path(out_path) as tmp:
