@@ -29,18 +29,18 @@ include: "rules/synthetic.smk"
 # Dataset inference (thesis section 5) runs when the config has an `inference:` section.
 if "inference" in config:
 
+    include: "rules/inference_common.smk"
     include: "rules/inference.smk"
 
 
-def dataset_inference_targets():
-    return inference_targets() if "inference" in config else []
+DI_TARGETS = inference_targets() if "inference" in config else []
 
 
 rule all:
     default_target: True
     input:
         synthetic_targets(),
-        dataset_inference_targets(),
+        DI_TARGETS,
 
 
 # Named target: every synthetic table and figure (today the same as `all`; later parts of
@@ -54,4 +54,4 @@ rule synthetic:
 # Named target: the dataset-inference tables (Tables 1-3, MI scores) and their inputs.
 rule inference:
     input:
-        dataset_inference_targets(),
+        DI_TARGETS,
