@@ -112,7 +112,8 @@ def train_simclr_stage(data_path, out_path, *, rows, encoder_spec, head_spec, re
     history = train_simclr(encoder, head, x, augmentation=aug, temperature=temperature,
                            lr=recipe["lr"], weight_decay=recipe["weight_decay"],
                            epochs=recipe["epochs"], batch_size=recipe["batch_size"],
-                           seed=seed, device=dev, desc=f"{role} tau={temperature:g}")
+                           seed=seed, device=dev, workers=max(int(threads) - 1, 0),
+                           desc=f"{role} tau={temperature:g}")
     metrics = {"role": role, "temperature": float(temperature), "n_train": len(x),
                "final_loss": history[-1]["loss"] if history else math.nan,
                "loss": [h["loss"] for h in history], "seconds": time.perf_counter() - t0,

@@ -13,10 +13,10 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.utils.data
 from torch import nn
 from tqdm import tqdm
 
-from .augment import augment_batch
 from .encoders import ProjectionHead, to_input
 from .losses import nt_xent, stealing_loss
 
@@ -58,6 +58,20 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None, drop_la
             yield idx
 
 
+class _TwoViews(torch.utils.data.Dataset):
+    """Two independent random views of image i (the augmentation runs in the loader)."""
+
+    def __init__(self, images, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        img = self.images[i]
+        return i, self.transform(img), self.transform(img)
+
+
 def _optimiser(params, lr, weight_decay, epochs):
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     # stepped once per epoch, so T_max = epochs (the original code's T_max was the number of
@@ -91,7 +105,7 @@ def _fit(batch_loss, batches, opt, sched, epochs: int, desc: str) -> list[dict]:
 def train_simclr(encoder: nn.Module, head: nn.Module, images: torch.Tensor, *, augmentation,
                  temperature: float, lr: float = 3e-4, weight_decay: float = 1e-4,
                  epochs: int = 200, batch_size: int = 256, seed: int = 0,
-                 device="cpu", desc: str = "simclr") -> list[dict]:
+                 device="cpu", workers: int = 0, desc: str = "simclr") -> list[dict]:
     """SimCLR: two random views per image, NT-Xent on the projection-head outputs.
 
     Parameters
@@ -102,6 +116,9 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: torch.Tensor, *, a
     temperature : tau of NT-Xent
     lr, weight_decay : Adam's; cosine annealing with T_max = epochs, stepped per epoch
     epochs, batch_size : the last incomplete batch is dropped (as in the original code)
+    workers : DataLoader worker processes for the augmentations (0: in this process). The
+        draws are seeded from ``seed`` either way, so a run is reproducible for a fixed
+        ``workers``.
 
     Returns
     -------
@@ -114,15 +131,22 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: torch.Tensor, *, a
     opt, sched = _optimiser(list(encoder.parameters()) + list(head.parameters()), lr,
                             weight_decay, epochs)
     gen = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        _TwoViews(images, augmentation), batch_size=min(batch_size, len(images)), shuffle=True,
+        generator=gen, drop_last=True, num_workers=workers, persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda")
+    views = {}
+
+    def batches():
+        for idx, v1, v2_ in loader:
+            views["pair"] = (v1, v2_)
+            yield idx
 
     def batch_loss(idx):
-        batch = images[idx]
-        v1 = to_input(augment_batch(augmentation, batch)).to(device)
-        v2_ = to_input(augment_batch(augmentation, batch)).to(device)
+        v1, v2_ = (to_input(v).to(device, non_blocking=True) for v in views.pop("pair"))
         return nt_xent(head(encoder(v1)), head(encoder(v2_)), temperature)
 
-    history = _fit(batch_loss, lambda: _batches(len(images), batch_size, gen, drop_last=True),
-                   opt, sched, epochs, desc)
+    history = _fit(batch_loss, batches, opt, sched, epochs, desc)
     encoder.eval()
     head.eval()
     return history
