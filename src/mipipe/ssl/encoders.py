@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet
 
 ARCHS = ("resnet18", "resnet34", "small_cnn")
 
@@ -33,6 +32,8 @@ class CifarResNet(nn.Module):
 
     def __init__(self, depth: int = 34, in_channels: int = 3):
         super().__init__()
+        from torchvision.models import resnet  # imported here: ~2 s that small-CNN jobs skip
+
         builders = {18: resnet.resnet18, 34: resnet.resnet34}
         if depth not in builders:
             raise ValueError(f"ResNet depth must be 18 or 34, got {depth!r}")

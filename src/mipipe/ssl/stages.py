@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 
 from ..io import atomic_path, write_parquet
-from .augment import simclr_augmentation
 from .checkpoints import load_checkpoint, save_checkpoint
 from .encoders import build_encoder, build_head
 from .train import (black_box, extract_features, linear_eval_features, resolve_device,
@@ -103,6 +102,8 @@ def train_simclr_stage(data_path, out_path, *, rows, encoder_spec, head_spec, re
 
     recipe : {epochs, batch_size, lr, weight_decay, augmentation} (config inference.simclr).
     """
+    from .augment import simclr_augmentation  # torchvision: imported by training jobs only
+
     dev = _setup(threads, seed, device)
     x, _ = load_source(data_path, rows)
     encoder = build_encoder(encoder_spec)
