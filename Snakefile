@@ -26,10 +26,21 @@ include: "rules/common.smk"
 include: "rules/synthetic.smk"
 
 
+# Dataset inference (thesis section 5) runs when the config has an `inference:` section.
+if "inference" in config:
+
+    include: "rules/inference_common.smk"
+    include: "rules/inference.smk"
+
+
+DI_TARGETS = inference_targets() if "inference" in config else []
+
+
 rule all:
     default_target: True
     input:
         synthetic_targets(),
+        DI_TARGETS,
 
 
 # Named target: every synthetic table and figure (today the same as `all`; later parts of
@@ -38,3 +49,9 @@ rule all:
 rule synthetic:
     input:
         synthetic_targets(),
+
+
+# Named target: the dataset-inference tables (Tables 1-3, MI scores) and their inputs.
+rule inference:
+    input:
+        DI_TARGETS,

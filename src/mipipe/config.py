@@ -96,6 +96,8 @@ def check_config(config: dict) -> None:
     * no experiment is named like another one's convergence figure (``<name>_convergence``).
     """
     _check_numbers(config)
+    if "inference" in config:
+        check_inference(config["inference"])
     datasets = config["datasets"]
     for name, ds in datasets.items():
         fam = ds["family"]
@@ -210,3 +212,47 @@ def _check_numbers(config: dict) -> None:
 
 def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def check_inference(inf: dict) -> None:
+    """Cross-key checks of the ``inference`` section (dataset inference). Raises ConfigError.
+
+    * victim/target is one of victim/temperatures;
+    * every ``rows: [start, stop]`` has start < stop;
+    * stealing/n_queries fits in the query rows, embeddings/n in the embedding rows, and
+      mi/k is below the smallest N.
+    """
+    where = "inference"
+    if inf["victim"]["target"] not in inf["victim"]["temperatures"]:
+        raise ConfigError(
+            f"{where}/victim/target: {inf['victim']['target']} is not one of "
+            f"victim/temperatures {inf['victim']['temperatures']}"
+        )
+    specs = {
+        "victim/data": inf["victim"]["data"],
+        "stealing/queries": inf["stealing"]["queries"],
+        "independent/data": inf["independent"]["data"],
+        "embeddings/data": inf["embeddings"]["data"],
+    }
+    for name in ("victim", "query"):
+        for part in ("train", "test"):
+            specs[f"linear_eval/{name}/{part}"] = inf["linear_eval"][name][part]
+    for key, spec in specs.items():
+        rows = spec.get("rows")
+        if rows is not None and not rows[0] < rows[1]:
+            raise ConfigError(f"{where}/{key}/rows: start {rows[0]} must be < stop {rows[1]}")
+    q_rows = inf["stealing"]["queries"].get("rows")
+    if q_rows is not None and inf["stealing"]["n_queries"] > q_rows[1] - q_rows[0]:
+        raise ConfigError(
+            f"{where}/stealing/n_queries = {inf['stealing']['n_queries']} exceeds the "
+            f"{q_rows[1] - q_rows[0]} images of stealing/queries/rows {q_rows}"
+        )
+    e_rows = inf["embeddings"]["data"].get("rows")
+    if e_rows is not None and max(inf["embeddings"]["n"]) > e_rows[1] - e_rows[0]:
+        raise ConfigError(
+            f"{where}/embeddings/n: {max(inf['embeddings']['n'])} exceeds the "
+            f"{e_rows[1] - e_rows[0]} images of embeddings/data/rows {e_rows}"
+        )
+    k = inf.get("mi", {}).get("k", 1)
+    if k >= min(inf["embeddings"]["n"]):
+        raise ConfigError(f"{where}/mi/k = {k} must be < the smallest embeddings/n")

@@ -1,0 +1,103 @@
+# Helpers of rules/inference.smk (dataset inference): encoder names, data caches, targets.
+# Dataset inference (thesis section 5; Dziedzic et al. 2022): cached data -> SimCLR victims,
+# independent, stolen (black-box), random and copy encoders -> linear evaluation and
+# embeddings -> MI with permutation tests -> Tables 1-3 and the MI-score table.
+#
+# Raw data are never declared inputs: di_data reads inference.data.root through params and
+# caches each split, so the DAG (snakemake -n) builds with no data present. Training rules
+# declare resources gpu=1 when inference.gpu_resources is true (configs/paper.yaml).
+
+from mipipe.ssl.stages import source_name
+
+INF = config["inference"]
+DI = f"{RESULTS}/inference"
+DI_TAU = [float(t) for t in INF["victim"]["temperatures"]]
+DI_TARGET = f"victim_tau{float(INF['victim']['target']):g}"
+DI_VICTIMS = [f"victim_tau{t:g}" for t in DI_TAU]
+DI_STOLEN = [f"stolen_{h}" for h in INF["stealing"]["heads"]]
+DI_RANDOM = [f"random_seed{s}" for s in INF["random"]["seeds"]]
+# encoder name -> role in the MI tables
+DI_ROLES = {
+    **{v: "victim" for v in DI_VICTIMS},
+    **{s: "stolen" for s in DI_STOLEN},
+    "independent": "independent",
+    **{r: "random" for r in DI_RANDOM},
+    "copy": "copy",
+}
+DI_EVALUATED = [
+    e for e in DI_ROLES if e != "copy"
+]  # the copy's accuracy is the victim's
+DI_TABLES = [
+    "di_table1_linear_eval",
+    "di_table2_stealing",
+    "di_table3_mi",
+    "di_mi_scores",
+]
+
+
+def di_specs():
+    """Every data spec of the config (cached once per dataset/split/size)."""
+    specs = [
+        INF["victim"]["data"],
+        INF["stealing"]["queries"],
+        INF["independent"]["data"],
+        INF["embeddings"]["data"],
+    ]
+    for sets in (INF["linear_eval"]["victim"], INF["linear_eval"]["query"]):
+        specs += [sets["train"], sets["test"]]
+    return specs
+
+
+DI_SOURCES = {source_name(s): {k: s[k] for k in s if k != "rows"} for s in di_specs()}
+
+
+wildcard_constraints:
+    tau=r"[0-9.]+",
+    head="none|victim|stolen|both",
+    source="|".join(DI_SOURCES),
+    encoder="|".join(DI_ROLES),
+
+
+def di_data(spec):
+    return f"{DI}/data/{source_name(spec)}.pt"
+
+
+def di_ckpt(name):
+    return f"{DI}/encoders/{name}.pt"
+
+
+def di_eval_sets():
+    """{eval set: {train|test: (cache path, rows)}} for linear evaluation."""
+    return {
+        name: {part: (di_data(s), s.get("rows")) for part, s in sets.items()}
+        for name, sets in INF["linear_eval"].items()
+        if name in ("victim", "query")
+    }
+
+
+def di_gpu(wildcards):
+    return 1 if INF.get("gpu_resources", False) else 0
+
+
+def inference_targets():
+    return expand(
+        f"{RESULTS}/tables/{{table}}.{{ext}}",
+        table=DI_TABLES,
+        ext=["parquet", "csv", "md"],
+    )
+
+
+DI_THREADS = INF.get("threads", 1)
+DI_DEVICE = INF.get("device", "auto")
+
+
+def di_mi_others():
+    """{encoder: (embedding file, role, seed)} for every encoder compared with the target."""
+    return {
+        e: (
+            f"{DI}/embeddings/{e}.parquet",
+            role,
+            int(e[len("random_seed") :]) if role == "random" else 0,
+        )
+        for e, role in DI_ROLES.items()
+    }

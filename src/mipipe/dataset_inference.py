@@ -1,0 +1,507 @@
+"""Dataset inference by mutual information between embeddings (thesis section 5, Table 3;
+Dziedzic et al. 2022, "Dataset inference for self-supervised models").
+
+The question: was an encoder stolen from a victim? Both encoders embed the same N images
+(the first N evaluation images, unshuffled); the MI between the two embedding matrices is
+high for a copy or a stolen encoder and low for an independent or random one.
+
+Recipe (shared/README.md section 4, the code behind thesis Table 3): centre each
+embedding matrix per dimension, divide it by its Frobenius norm
+(:func:`normalise_embeddings`), then estimate the MI with the project's kNN ("3KL")
+estimator, k = 1, Euclidean norm (:func:`embedding_mi`). The MI score
+``S = (clip(I(V;S), I_min, I_max) - I_min) / (I_max - I_min)`` puts it on [0, 1] with
+I_max = I(V;V) and I_min = I(V;random) (:func:`mi_score`, :func:`score_table`).
+Beyond the thesis: a permutation test per pair (:func:`permutation_test`) and the spread of
+I_min over the random encoders' seeds.
+
+All MI values are in nats.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numba import njit, prange
+from scipy.special import digamma
+
+from .estimators import _validation as v
+from .estimators import knn_entropy, knn_mi, ksg_mi, log_unit_ball_volume
+from .estimators.knn import _entropy_from_radii
+from .estimators.neighbours import (
+    _chunks,
+    _combine,
+    _insert_topk,
+    _pairwise_to_all,
+    _pexp,
+    _threads,
+    from_power,
+    p_code,
+    resolve_workers,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "PSI_TERMS",
+    "PermutationResult",
+    "drop_constant_columns",
+    "embedding_mi",
+    "mi_max_closed_form",
+    "mi_score",
+    "normalise_embeddings",
+    "permutation_test",
+    "permutations",
+    "score_table",
+]
+
+ESTIMATORS = ("knn", "ksg", "ksg1", "ksg2")
+PSI_TERMS = ("digamma", "log", "code")
+
+# the permutation test keeps two n x n float64 distance matrices up to this size
+_FAST_MAX_BYTES = 2 * 1024**3
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def normalise_embeddings(z, name: str = "z") -> np.ndarray:
+    """Centre each dimension and divide by the Frobenius norm (shared/README.md section 4).
+
+    Parameters
+    ----------
+    z : (N, d) real array (N >= 2), one embedding per row.
+    name : name used in error messages.
+
+    Returns
+    -------
+    (N, d) float64 array with column means 0 and Frobenius norm 1.
+
+    Raises
+    ------
+    ValueError
+        NaN/inf, not 2-D (a 1-D array is one dimension), empty, or all rows equal (the
+        centred matrix is zero and cannot be scaled).
+    """
+    a = v.as_samples(z, name)
+    centred = a - a.mean(axis=0)
+    norm = float(np.linalg.norm(centred))
+    if norm == 0.0:
+        raise ValueError(
+            f"{name}: all {a.shape[0]} embeddings are identical; after centring the matrix is "
+            f"zero and cannot be divided by its Frobenius norm"
+        )
+    return centred / norm
+
+
+def drop_constant_columns(z, name: str = "z") -> tuple[np.ndarray, np.ndarray]:
+    """Remove the dimensions that are constant over all rows.
+
+    A constant embedding dimension (e.g. a ReLU unit that is zero on every image) carries no
+    information, and the kNN entropy is undefined with it (no density on R^d); dropping it
+    leaves the MI unchanged in theory.
+
+    Returns
+    -------
+    (kept (N, d') float64 array, dropped column indices (int64 array)).
+
+    Raises
+    ------
+    ValueError
+        As :func:`normalise_embeddings`; every column constant.
+    """
+    a = v.as_samples(z, name)
+    const = (a == a[0]).all(axis=0)
+    if const.all():
+        raise ValueError(
+            f"{name}: all {a.shape[1]} dimensions are constant over the {a.shape[0]} rows "
+            f"(every embedding is identical); its MI with anything is 0 and cannot be estimated"
+        )
+    return np.ascontiguousarray(a[:, ~const]), np.flatnonzero(const)
+
+
+def _prepare_pair(z_ref, z_other, normalise: bool, drop_constant: bool):
+    x = v.as_samples(z_ref, "z_ref")
+    y = v.as_samples(z_other, "z_other")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"z_ref and z_other must embed the same images (same number of rows), got "
+            f"{x.shape[0]} and {y.shape[0]}"
+        )
+    if drop_constant:
+        x, _ = drop_constant_columns(x, "z_ref")
+        y, _ = drop_constant_columns(y, "z_other")
+    if normalise:
+        x = normalise_embeddings(x, "z_ref")
+        y = normalise_embeddings(y, "z_other")
+    return x, y
+
+
+def _check_estimator(estimator: str, kw: dict) -> tuple:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
+    if estimator in ("ksg1", "ksg2"):
+        if "variant" in kw:
+            raise ValueError(f"estimator {estimator!r} fixes the KSG variant; drop 'variant'")
+        kw = {**kw, "variant": int(estimator[-1])}
+    elif estimator == "knn" and "variant" in kw:
+        raise ValueError("'variant' applies to the KSG estimator, not to estimator='knn'")
+    return ksg_mi if estimator.startswith("ksg") else knn_mi, kw
+
+
+# --------------------------------------------------------------------------- MI
+
+
+def mi_max_closed_form(n: int, d: int, psi_term: str = "digamma", *, k: int = 1,
+                       p: float = 2.0) -> float:
+    """I(V;V): the kNN ("3KL") MI of an embedding matrix with itself, in nats.
+
+    For x = y the joint distance is 2^(1/p) times the marginal one, so every log r_i cancels
+    and the estimate does not depend on the data (nor on the normalisation):
+
+    ``I = T + 2 log c_{d,p} - log c_{2d,p} - (2d/p) log 2``,
+
+    which for p = 2 is ``T + lnGamma(d+1) - 2 lnGamma(d/2+1) - d log 2``
+    (shared/README.md section 4), and for p = inf is T. The psi-term T is
+    ``n_term - psi(k)`` with
+
+    * "digamma": n_term = psi(n), what :func:`mipipe.estimators.knn_mi` computes with its
+      default ``correction="digamma"`` (and so :func:`embedding_mi`);
+    * "log": n_term = log n, ``correction="log"`` (thesis Definition 3.1 as written);
+    * "code": n_term = log(n - 1), the original code behind thesis Table 3 (with k = 1:
+      log(n-1) + gamma; N = 2000, d = 512 gives 4.832 nats, the thesis's 4.8).
+
+    Parameters
+    ----------
+    n : number of embeddings N >= 2 (> k).
+    d : embedding dimension >= 1.
+    psi_term : "digamma", "log" or "code".
+    k : neighbour order; p : the norm (>= 1 or inf).
+
+    Raises
+    ------
+    ValueError
+        n <= k, d < 1, unknown psi_term, bad k or p.
+    """
+    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
+        raise ValueError(f"d must be a positive integer, got {d!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ValueError(f"n must be an integer, got {n!r}")
+    k = v.check_k(k, int(n))
+    p = v.check_p(p)
+    v.check_choice(psi_term, "psi_term", PSI_TERMS)
+    n_term = {"digamma": float(digamma(n)), "log": math.log(n), "code": math.log(n - 1)}[psi_term]
+    t = n_term - float(digamma(k))
+    scale = 0.0 if math.isinf(p) else (2 * d / p) * math.log(2.0)
+    return t + 2 * log_unit_ball_volume(d, p) - log_unit_ball_volume(2 * d, p) - scale
+
+
+def embedding_mi(z_ref, z_other, *, estimator: str = "knn", k: int = 1, p: float = 2.0,
+                 normalise: bool = True, drop_constant: bool = True, **kw) -> float:
+    """MI between two encoders' embeddings of the same images, in nats (thesis Table 3).
+
+    Parameters
+    ----------
+    z_ref : (N, d_ref) real array, the reference (victim) encoder's embeddings.
+    z_other : (N, d_other) real array, the other encoder's embeddings of the same images,
+        same row order.
+    estimator : "knn" (default; :func:`mipipe.estimators.knn_mi`, thesis Definition 3.2),
+        "ksg" (:func:`mipipe.estimators.ksg_mi`, ``variant`` from kw, default 1), "ksg1"
+        or "ksg2".
+    k : neighbours (the thesis: 1). p : norm (the thesis: 2, Euclidean).
+    normalise : apply :func:`normalise_embeddings` to each matrix (the thesis's recipe).
+    drop_constant : drop constant dimensions first (:func:`drop_constant_columns`); the
+        kNN estimator refuses them otherwise.
+    **kw : passed to the estimator (correction, eps, method, workers, jitter, seed, variant).
+
+    Returns
+    -------
+    float, MI in nats; for z_other = z_ref, :func:`mi_max_closed_form` (N, d).
+
+    Raises
+    ------
+    ValueError
+        NaN/inf, different numbers of rows, an all-constant matrix, unknown estimator,
+        repeated embeddings (pass ``jitter``), or the estimator's own argument errors.
+    """
+    fn, kw = _check_estimator(estimator, kw)
+    x, y = _prepare_pair(z_ref, z_other, normalise, drop_constant)
+    return float(fn(x, y, k, p, **kw))
+
+
+# --------------------------------------------------------------------------- permutation test
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Result of :func:`permutation_test`.
+
+    mi : observed MI in nats; null : (M,) MI of the M row-shuffled pairs, in nats;
+    p_value : (1 + #{null >= mi}) / (M + 1).
+    """
+
+    mi: float
+    null: np.ndarray
+    p_value: float
+
+
+def permutations(n: int, n_permutations: int, seed: int) -> np.ndarray:
+    """The (M, n) row permutations of :func:`permutation_test`: row m is the m-th
+    ``numpy.random.default_rng(seed).permutation(n)``."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n) for _ in range(n_permutations)]) if n_permutations else (
+        np.empty((0, n), dtype=np.int64)
+    )
+
+
+@njit(parallel=True, cache=True)
+def _distance_matrix(at, code, p, bounds, out):
+    """out[i, j] = |a_i - a_j|_p in comparison space, the kNN kernels' own arithmetic."""
+    for c in prange(bounds.shape[0] - 1):
+        for i in range(bounds[c], bounds[c + 1]):
+            _pairwise_to_all(at, i, code, p, out[i])
+
+
+@njit(parallel=True, cache=True)
+def _shuffled_joint_radii(dx, dy, perms, k, code, p, bounds, out):
+    """out[m, i] = k-th neighbour distance of (x_i, y_perm[m, i]) in the joint space."""
+    n = dx.shape[0]
+    for m in range(perms.shape[0]):
+        perm = perms[m]
+        for c in prange(bounds.shape[0] - 1):
+            kd = np.empty(k)
+            kidx = np.empty(k, dtype=np.int64)
+            for i in range(bounds[c], bounds[c + 1]):
+                rowx = dx[i]
+                rowy = dy[perm[i]]
+                kd[:] = np.inf
+                for j in range(n):
+                    if j == i:
+                        continue
+                    val = _combine(rowx[j], rowy[perm[j]], code, p)
+                    if val < kd[k - 1]:
+                        _insert_topk(kd, kidx, val, j)
+                out[m, i] = kd[k - 1]
+
+
+def _knn_null_fast(x, y, perms, k, p, correction, eps, workers):
+    """kNN MI of (x, y[perm]) for every perm: H(X), H(Y) once (a row shuffle leaves them
+    unchanged), the joint entropy from the marginal distance matrices, O(n^2) per perm."""
+    hx = knn_entropy(x, k, p, correction, eps, workers=workers)
+    hy = knn_entropy(y, k, p, correction, eps, workers=workers)
+    (xc, yc), log_scale = v.condition([x, y])  # as knn_mi: one common power of two
+    n = x.shape[0]
+    nthreads = resolve_workers(workers)
+    code, pe = p_code(p), _pexp(p)
+    bounds = _chunks(n, nthreads)
+    dx = np.empty((n, n))
+    dy = np.empty((n, n))
+    d = x.shape[1] + y.shape[1]
+    null = np.empty(perms.shape[0])
+    batch = 32  # shuffles per kernel call: bounds the radii buffer to 32 n floats
+    radii = np.empty((min(batch, perms.shape[0]), n))
+    with _threads(nthreads):
+        _distance_matrix(np.ascontiguousarray(xc.T), code, pe, bounds, dx)
+        _distance_matrix(np.ascontiguousarray(yc.T), code, pe, bounds, dy)
+        for start in range(0, perms.shape[0], batch):
+            chunk = np.ascontiguousarray(perms[start:start + batch], dtype=np.int64)
+            out = radii[: chunk.shape[0]]
+            _shuffled_joint_radii(dx, dy, chunk, k, code, pe, bounds, out)
+            for m in range(chunk.shape[0]):
+                r = from_power(out[m], p) * (1.0 + eps)
+                hxy = _entropy_from_radii(r, d, k, p, correction) + d * log_scale
+                null[start + m] = hx + hy - hxy
+    return null
+
+
+def permutation_test(z_ref, z_other, *, n_permutations: int = 99, seed: int = 0,
+                     estimator: str = "knn", k: int = 1, p: float = 2.0,
+                     normalise: bool = True, drop_constant: bool = True,
+                     **kw) -> PermutationResult:
+    """Permutation test of dependence between two embedding matrices (beyond the thesis).
+
+    The null distribution shuffles the rows of z_other (pairing each image's reference
+    embedding with another image's embedding) M times, with the permutations of
+    :func:`permutations` (n, M, seed); the p-value is ``(1 + #{null >= observed}) / (M + 1)``
+    (never 0; the smallest attainable is 1 / (M + 1)).
+
+    For the kNN estimator a row shuffle changes only the joint entropy: H(X) and H(Y) are
+    computed once (:func:`mipipe.estimators.knn_entropy`) and each shuffle costs O(N^2)
+    using the two marginal distance matrices (memory 16 N^2 bytes; above 2 GiB, or with
+    ``jitter``, every shuffle is estimated from scratch). The null values equal
+    :func:`embedding_mi` on the shuffled pair. KSG estimates every shuffle from scratch.
+
+    Parameters
+    ----------
+    z_ref, z_other : (N, d_ref), (N, d_other) real arrays, as in :func:`embedding_mi`.
+    n_permutations : M >= 1.
+    seed : seed of the permutations (same seed, same result).
+    estimator, k, p, normalise, drop_constant, **kw : as in :func:`embedding_mi`.
+
+    Returns
+    -------
+    :class:`PermutationResult` (mi and null in nats).
+
+    Raises
+    ------
+    ValueError
+        As :func:`embedding_mi`; M < 1; a bad seed.
+    """
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, numbers.Integral) or (
+        n_permutations < 1
+    ):
+        raise ValueError(f"n_permutations must be a positive integer, got {n_permutations!r}")
+    seed = v.check_seed(seed)
+    fn, kw = _check_estimator(estimator, kw)
+    x, y = _prepare_pair(z_ref, z_other, normalise, drop_constant)
+    observed = float(fn(x, y, k, p, **kw))
+    n = x.shape[0]
+    perms = permutations(n, int(n_permutations), seed)
+    fast = fn is knn_mi and kw.get("jitter") is None and 16 * n * n <= _FAST_MAX_BYTES
+    if fast:
+        p_checked = v.check_p(p)
+        unknown = set(kw) - {"correction", "eps", "method", "workers", "seed"}
+        if unknown:
+            raise ValueError(f"unknown keyword(s) for knn_mi: {sorted(unknown)}")
+        null = _knn_null_fast(x, y, perms, k, p_checked, kw.get("correction", "digamma"),
+                              kw.get("eps", 1e-10), kw.get("workers", -1))
+    else:
+        null = np.array([float(fn(x, y[perm], k, p, **kw)) for perm in perms])
+    p_value = (1.0 + float(np.sum(null >= observed))) / (len(null) + 1.0)
+    return PermutationResult(observed, null, p_value)
+
+
+# --------------------------------------------------------------------------- MI score
+
+
+def _finite(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number (nats), got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} is {value}; the MI score needs finite MI values (nats)")
+    return value
+
+
+def mi_score(i, i_min, i_max) -> float:
+    """MI score ``S = (clip(I, I_min, I_max) - I_min) / (I_max - I_min)`` in [0, 1].
+
+    Thesis section 5 (Table 3): I = I(V;S) the MI between victim and suspect embeddings,
+    I_max = I(V;V), I_min = I(V;random encoder); all in nats. 1 for a copy, 0 at or below a
+    random encoder.
+
+    Raises
+    ------
+    ValueError
+        A NaN/inf or non-numeric argument (named), or I_max <= I_min (the scale is empty or
+        reversed: the reference's self-MI must exceed its MI with a random encoder).
+    """
+    i = _finite(i, "I (the pair's MI)")
+    lo = _finite(i_min, "I_min (MI with the random encoders)")
+    hi = _finite(i_max, "I_max (the reference's self-MI)")
+    if not hi > lo:
+        raise ValueError(
+            f"I_max = {hi:.6g} nats must exceed I_min = {lo:.6g} nats for the MI score "
+            f"(I(V;V) at or below I(V;random) leaves no scale)"
+        )
+    return (min(max(i, lo), hi) - lo) / (hi - lo)
+
+
+_ROW_KEYS = ["reference", "other", "role", "seed", "N"]
+_REQUIRED = _ROW_KEYS + ["mi_nats", "p_value"]
+
+
+def score_table(mi_rows: pd.DataFrame) -> pd.DataFrame:
+    """MI scores with the spread of the random baseline (thesis Table 3 and beyond).
+
+    Parameters
+    ----------
+    mi_rows : one row per (reference, other, role, seed, N), columns ``reference``,
+        ``other`` (encoder names), ``role`` (victim | stolen | independent | random | copy
+        | ...), ``seed``, ``N`` (number of images), ``mi_nats`` (I(reference; other), nats),
+        ``p_value`` (permutation test). Optional ``status``: rows not "ok" (failed
+        estimates) are kept in the output as failed and left out of I_max/I_min.
+        Per (reference, N) the table must hold I(V;V) -- a row with other == reference
+        (else rows with role "copy") -- and at least one row with role "random".
+
+    Returns
+    -------
+    DataFrame, one row per input row, sorted by reference, N, role, other, seed, with
+    columns reference, other, role, seed, N, mi_nats, I_max (mean of the self rows, nats),
+    I_min (mean over the random rows, nats), I_min_sd (sample sd, ddof 1; NaN for one
+    random), I_min_min, I_min_max, n_random, mi_score (:func:`mi_score`), p_value, status
+    ("ok" or "failed") and error (the reason when failed: the row's own failure, no
+    I(V;V), no random row, I_max <= I_min).
+
+    Raises
+    ------
+    ValueError
+        Missing columns, duplicate (reference, other, role, seed, N) rows, or a NaN mi_nats
+        in a row not marked failed.
+    """
+    if not isinstance(mi_rows, pd.DataFrame):
+        raise ValueError(f"mi_rows must be a pandas DataFrame, got {type(mi_rows).__name__}")
+    missing = [c for c in _REQUIRED if c not in mi_rows.columns]
+    if missing:
+        raise ValueError(f"mi_rows lacks column(s) {missing}; needs {_REQUIRED}")
+    df = mi_rows.copy()
+    if "status" not in df.columns:
+        df["status"] = "ok"
+    if "error" not in df.columns:
+        df["error"] = ""
+    df["error"] = df["error"].fillna("").astype(str)
+    ok = df["status"] == "ok"
+    dup = df.duplicated(_ROW_KEYS, keep=False)
+    if dup.any():
+        raise ValueError(
+            f"mi_rows has duplicate (reference, other, role, seed, N) rows:\n"
+            f"{df.loc[dup, _ROW_KEYS].to_string(index=False)}"
+        )
+    bad = ok & ~np.isfinite(pd.to_numeric(df["mi_nats"], errors="coerce"))
+    if bad.any():
+        row = df.loc[bad, _ROW_KEYS].iloc[0].to_dict()
+        raise ValueError(
+            f"mi_nats is NaN/inf/missing in {int(bad.sum())} row(s) not marked failed, first "
+            f"{row}; mark failed estimates with status 'failed'"
+        )
+    out = []
+    for (ref, n), group in df.groupby(["reference", "N"], sort=True):
+        good = group[group["status"] == "ok"]
+        self_rows = good[good["other"] == ref]
+        if self_rows.empty:
+            self_rows = good[good["role"] == "copy"]
+        rand = good.loc[good["role"] == "random", "mi_nats"].astype(float)
+        i_max = float(self_rows["mi_nats"].mean()) if len(self_rows) else math.nan
+        stats = {
+            "I_max": i_max,
+            "I_min": float(rand.mean()) if len(rand) else math.nan,
+            "I_min_sd": float(rand.std(ddof=1)) if len(rand) > 1 else math.nan,
+            "I_min_min": float(rand.min()) if len(rand) else math.nan,
+            "I_min_max": float(rand.max()) if len(rand) else math.nan,
+            "n_random": len(rand),
+        }
+        for _, row in group.iterrows():
+            rec = {key: row[key] for key in _ROW_KEYS}
+            rec["mi_nats"] = float(row["mi_nats"]) if row["status"] == "ok" else math.nan
+            rec.update(stats)
+            rec["p_value"] = float(row["p_value"]) if row["status"] == "ok" else math.nan
+            score, status, error = math.nan, "failed", ""
+            if row["status"] != "ok":
+                error = row["error"] or f"estimate failed (status {row['status']!r})"
+            elif self_rows.empty:
+                error = f"no I(V;V) row (other == {ref!r} or role 'copy') for N = {n}"
+            elif rand.empty:
+                error = f"no random-encoder row (role 'random') for reference {ref!r}, N = {n}"
+            else:
+                try:
+                    score, status = mi_score(rec["mi_nats"], stats["I_min"], i_max), "ok"
+                except ValueError as exc:
+                    error = str(exc)
+            rec.update(mi_score=score, status=status, error=error)
+            out.append(rec)
+    cols = _ROW_KEYS + ["mi_nats", "I_max", "I_min", "I_min_sd", "I_min_min", "I_min_max",
+                        "n_random", "mi_score", "p_value", "status", "error"]
+    table = pd.DataFrame(out, columns=cols)
+    return table.sort_values(["reference", "N", "role", "other", "seed"]).reset_index(drop=True)

@@ -1,0 +1,229 @@
+"""The dataset-inference stages behind rules/inference.smk, importable without Snakemake.
+
+Each function reads cached inputs, runs one unit (a training, a linear evaluation, an
+embedding extraction, the MI of one encoder pair) and writes its artifact atomically.
+Image sets are cached once per data source by :func:`prepare_source` as a ``torch.save`` of
+plain tensors (read back with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..io import atomic_path, write_parquet
+from .checkpoints import load_checkpoint, save_checkpoint
+from .encoders import build_encoder, build_head
+from .train import (black_box, extract_features, linear_eval_features, resolve_device,
+                    seed_everything, steal, train_simclr)
+
+log = logging.getLogger("mipipe.ssl")
+
+
+# ------------------------------------------------------------------------------- data
+
+def source_name(spec: dict) -> str:
+    """Cache name of a data spec {dataset, split, size?}: e.g. ``cifar10_train``,
+    ``stl10_unlabeled_32px`` (rows slices are applied when the cache is read)."""
+    name = f"{spec['dataset']}_{spec['split']}"
+    return f"{name}_{spec['size']}px" if spec.get("size") else name
+
+
+def prepare_source(spec: dict, data: dict, out_path) -> dict:
+    """Load one data set split through :func:`mipipe.data.load_images` and cache it.
+
+    Parameters
+    ----------
+    spec : {dataset, split, size?}; size resizes (antialiased) to size x size pixels.
+    data : {root, download, seed, train_fraction} (config inference.data).
+    """
+    from torchvision.transforms import v2
+
+    from ..data import load_images
+
+    images = load_images(spec["dataset"], spec["split"], data.get("root", "data"),
+                         download=bool(data.get("download", False)),
+                         seed=int(data.get("seed", 0)),
+                         train_fraction=float(data.get("train_fraction", 0.8)))
+    x = images.images
+    if spec.get("size") and tuple(x.shape[-2:]) != (spec["size"], spec["size"]):
+        size = [spec["size"], spec["size"]]  # in chunks: STL10 unlabeled is 2.8 GB as uint8
+        x = torch.cat([v2.functional.resize(x[i:i + 4096], size, antialias=True)
+                       for i in range(0, len(x), 4096)])
+    payload = {"images": x.contiguous(), "labels": images.labels.to(torch.int64),
+               "classes": list(images.classes), "name": images.name}
+    with atomic_path(out_path) as tmp:
+        torch.save(payload, tmp)
+    return {"n": len(x), "shape": list(x.shape[1:]), "name": images.name}
+
+
+def load_source(path, rows=None):
+    """(images uint8 (N, C, H, W), labels int64 (N,)) of a cached source, rows [start, stop)
+    if given (the order of the cache is kept).
+
+    Raises ValueError when the rows fall outside the cached set.
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    x, y = payload["images"], payload["labels"]
+    if rows is not None:
+        start, stop = int(rows[0]), int(rows[1])
+        if not 0 <= start < stop <= len(x):
+            raise ValueError(f"{path}: rows [{start}, {stop}) outside the {len(x)} cached images")
+        x, y = x[start:stop], y[start:stop]
+    return x, y
+
+
+def _first(x, y, n):
+    if n is not None:
+        if n > len(x):
+            raise ValueError(f"asked for the first {n} images of a set of {len(x)}")
+        x, y = x[:n], y[:n]
+    return x, y
+
+
+# --------------------------------------------------------------------------- training
+
+def _setup(threads, seed, device):
+    torch.set_num_threads(max(int(threads), 1))
+    seed_everything(int(seed))
+    dev = resolve_device(device)
+    log.info("device %s, %d thread(s), seed %d", dev, torch.get_num_threads(), seed)
+    return dev
+
+
+def train_simclr_stage(data_path, out_path, *, rows, encoder_spec, head_spec, recipe,
+                       temperature, seed, device="auto", threads=1, role="victim") -> dict:
+    """Train a SimCLR encoder (victim or independent) and save its checkpoint.
+
+    recipe : {epochs, batch_size, lr, weight_decay, augmentation} (config inference.simclr).
+    """
+    from .augment import simclr_augmentation  # torchvision: imported by training jobs only
+
+    dev = _setup(threads, seed, device)
+    x, _ = load_source(data_path, rows)
+    encoder = build_encoder(encoder_spec)
+    head = build_head(encoder.out_dim, head_spec)
+    aug = simclr_augmentation(recipe.get("augmentation"), x.shape[-1], x.shape[1])
+    t0 = time.perf_counter()
+    history = train_simclr(encoder, head, x, augmentation=aug, temperature=temperature,
+                           lr=recipe["lr"], weight_decay=recipe["weight_decay"],
+                           epochs=recipe["epochs"], batch_size=recipe["batch_size"],
+                           seed=seed, device=dev, workers=max(int(threads) - 1, 0),
+                           desc=f"{role} tau={temperature:g}")
+    metrics = {"role": role, "temperature": float(temperature), "n_train": len(x),
+               "final_loss": history[-1]["loss"] if history else math.nan,
+               "loss": [h["loss"] for h in history], "seconds": time.perf_counter() - t0,
+               "device": str(dev)}
+    save_checkpoint(out_path, encoder, encoder_spec, head=head, head_spec=head_spec,
+                    config={"recipe": recipe, "seed": seed, "rows": rows}, metrics=metrics)
+    return metrics
+
+
+def steal_stage(victim_path, queries_path, out_path, *, rows, n_queries, encoder_spec,
+                head_spec, variant, recipe, seed, device="auto", threads=1) -> dict:
+    """Steal the victim checkpoint through the black box and save the stolen encoder.
+
+    The victim is loaded strictly and wrapped by :func:`black_box`; only that function
+    reaches :func:`steal`. recipe : {temperature, epochs, batch_size, lr, weight_decay,
+    shuffle}.
+    """
+    dev = _setup(threads, seed, device)
+    victim, _, _ = load_checkpoint(victim_path, dev)
+    query = black_box(victim, dev)
+    del victim
+    x, _ = _first(*load_source(queries_path, rows), n_queries)
+    stolen = build_encoder(encoder_spec)
+    t0 = time.perf_counter()
+    history, s_head, _ = steal(query, stolen, x, variant=variant, head_spec=head_spec,
+                               temperature=recipe["temperature"], lr=recipe["lr"],
+                               weight_decay=recipe["weight_decay"], epochs=recipe["epochs"],
+                               batch_size=recipe["batch_size"],
+                               shuffle=recipe.get("shuffle", True), seed=seed, device=dev,
+                               desc=f"steal head={variant}")
+    metrics = {"role": "stolen", "head": variant, "n_queries": len(x),
+               "final_loss": history[-1]["loss"] if history else math.nan,
+               "loss": [h["loss"] for h in history], "seconds": time.perf_counter() - t0,
+               "device": str(dev)}
+    # the stolen encoder is g_s; its training heads are discarded like the victim's
+    save_checkpoint(out_path, stolen, encoder_spec, config={"recipe": recipe, "seed": seed},
+                    metrics=metrics)
+    return metrics
+
+
+def random_stage(out_path, *, encoder_spec, seed, threads=1) -> dict:
+    """An untrained encoder with seeded initialisation (the I_min baseline)."""
+    _setup(threads, seed, "cpu")
+    encoder = build_encoder(encoder_spec)
+    metrics = {"role": "random", "seed": int(seed), "final_loss": math.nan}
+    save_checkpoint(out_path, encoder, encoder_spec, config={"seed": seed}, metrics=metrics)
+    return metrics
+
+
+def copy_stage(victim_path, out_path) -> dict:
+    """A copy of the victim: loaded strictly and saved again (its MI score must be 1)."""
+    encoder, _, payload = load_checkpoint(victim_path)
+    metrics = {"role": "copy", "final_loss": math.nan}
+    save_checkpoint(out_path, encoder, payload["encoder_spec"],
+                    config={"copy_of": str(victim_path)}, metrics=metrics)
+    return metrics
+
+
+# ------------------------------------------------------------------ evaluation, embeddings
+
+def linear_eval_stage(checkpoint, eval_sets: dict, out_path, *, encoder_name, C=1.0,
+                      max_iter=1000, standardise=False, device="auto", threads=1) -> pd.DataFrame:
+    """Linear evaluation of one checkpoint on each named evaluation set.
+
+    eval_sets : {name: {"train": (path, rows), "test": (path, rows)}}; features are
+    extracted once per distinct image set. Writes one row per set: encoder, role, eval_set,
+    train_acc, test_acc, n_train, n_test, final_loss (of the encoder's training).
+    """
+    dev = _setup(threads, 0, device)
+    encoder, _, payload = load_checkpoint(checkpoint, dev)
+    cache = {}
+
+    def features(path, rows):
+        key = (str(path), tuple(rows) if rows else None)
+        if key not in cache:
+            x, y = load_source(path, rows)
+            cache[key] = (extract_features(encoder, x, device=dev), y.numpy())
+        return cache[key]
+
+    records = []
+    for name, sets in eval_sets.items():
+        f_tr, y_tr = features(*sets["train"])
+        f_te, y_te = features(*sets["test"])
+        res = linear_eval_features(f_tr, y_tr, f_te, y_te, C=C, max_iter=max_iter,
+                                   standardise=standardise)
+        metrics = payload["metrics"]
+        records.append({"encoder": encoder_name, "role": metrics.get("role", ""),
+                        "eval_set": name, **res,
+                        "temperature": float(metrics.get("temperature", math.nan)),
+                        "head": str(metrics.get("head", "")),
+                        "final_loss": float(metrics.get("final_loss", math.nan))})
+        log.info("%s on %s: train %.4f test %.4f", encoder_name, name, res["train_acc"],
+                 res["test_acc"])
+    df = pd.DataFrame(records)
+    write_parquet(df, out_path, metadata={"metrics": {k: v for k, v in payload["metrics"].items()
+                                                      if k != "loss"}})
+    return df
+
+
+def embed_stage(checkpoint, data_path, out_path, *, rows, n, device="auto",
+                threads=1) -> pd.DataFrame:
+    """Embeddings of the first ``n`` images (unshuffled) -> Parquet: ``image`` (row id in the
+    cached set) and float32 columns z0..z{d-1}."""
+    dev = _setup(threads, 0, device)
+    encoder, _, _ = load_checkpoint(checkpoint, dev)
+    x, _ = _first(*load_source(data_path, rows), n)
+    z = extract_features(encoder, x, device=dev)
+    start = int(rows[0]) if rows else 0
+    df = pd.DataFrame(z, columns=[f"z{j}" for j in range(z.shape[1])])
+    df.insert(0, "image", np.arange(start, start + len(z), dtype=np.int64))
+    write_parquet(df, out_path)
+    return df

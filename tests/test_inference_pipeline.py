@@ -1,0 +1,123 @@
+"""The dataset-inference stage end to end through Snakemake on a tiny digits config, and the
+paper config's DAG without data (about 2 minutes on 2 cores, most of it process start-up)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from mipipe.dataset_inference import mi_max_closed_form
+from mipipe.io import read_parquet
+from mipipe.ssl import extract_features, load_checkpoint
+from mipipe.ssl.mi import read_embedding
+
+from conftest import REPO, snakemake
+
+pytestmark = pytest.mark.pipeline
+TINY_INF = REPO / "tests" / "configs" / "tiny_inference.yaml"
+TABLES = ["di_table1_linear_eval", "di_table2_stealing", "di_table3_mi", "di_mi_scores"]
+
+
+@pytest.fixture(scope="module")
+def inference_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("inference")
+    snakemake(work, "inference", configfile=TINY_INF)
+    return work
+
+
+def test_tables_exist_in_every_format(inference_run):
+    for name in TABLES:
+        for ext in ("parquet", "csv", "md"):
+            assert (inference_run / "results" / "tables" / f"{name}.{ext}").stat().st_size > 0
+
+
+def test_mi_scores_copy_is_one_and_values_in_range(inference_run):
+    cfg = yaml.safe_load(TINY_INF.read_text())["inference"]
+    scores = read_parquet(inference_run / "results" / "tables" / "di_mi_scores.parquet")
+    assert (scores["status"] == "ok").all(), scores[scores["status"] != "ok"]
+    assert set(scores["N"]) == set(cfg["embeddings"]["n"])
+    others = {"victim_tau0.1", "victim_tau0.2", "copy", "independent", "stolen_none",
+              "stolen_stolen", "random_seed0", "random_seed1", "random_seed2"}
+    assert set(scores["other"]) == others and set(scores["reference"]) == {"victim_tau0.2"}
+    copy = scores[scores["other"] == "copy"]
+    assert np.allclose(copy["mi_score"], 1.0) and np.allclose(copy["mi_nats"], copy["I_max"])
+    assert scores["mi_score"].between(0, 1).all()
+    assert ((scores["p_value"] > 0) & (scores["p_value"] <= 1)).all()
+    # with 19 permutations the smallest p-value is 1/20
+    assert scores["p_value"].min() == pytest.approx(1 / 20)
+    # I_min is the mean of the three random encoders' MI, with their spread
+    for n, grp in scores.groupby("N"):
+        rand = grp[grp["role"] == "random"]["mi_nats"]
+        assert len(rand) == 3 and grp["n_random"].iloc[0] == 3
+        assert grp["I_min"].iloc[0] == pytest.approx(rand.mean())
+        assert grp["I_min_max"].iloc[0] == pytest.approx(rand.max())
+
+
+def test_self_mi_matches_the_closed_form_and_embeddings_are_the_encoders(inference_run):
+    res = inference_run / "results"
+    mi = read_parquet(res / "tables" / "di_table3_mi.parquet")
+    z = read_embedding(res / "inference" / "embeddings" / "victim_tau0.2.parquet")
+    assert z.dtype == np.float32 and z.shape == (120, 16)
+    self_rows = mi[mi["other"] == "victim_tau0.2"]
+    for row in self_rows.itertuples():
+        assert row.mi_nats == pytest.approx(mi_max_closed_form(row.N, z.shape[1]), abs=1e-6)
+    # the embeddings are the checkpoint's features of the first images, unshuffled
+    enc, _, _ = load_checkpoint(res / "inference" / "encoders" / "victim_tau0.2.pt")
+    cache = torch.load(res / "inference" / "data" / "digits_train.pt", weights_only=True)
+    assert np.array_equal(extract_features(enc, cache["images"][:120]), z)
+    ids = read_parquet(res / "inference" / "embeddings" / "victim_tau0.2.parquet")["image"]
+    assert list(ids) == list(range(120))
+
+
+def test_linear_eval_tables(inference_run):
+    t1 = read_parquet(inference_run / "results" / "tables" / "di_table1_linear_eval.parquet")
+    assert list(t1["encoder"][:2]) == ["victim_tau0.1", "victim_tau0.2"]
+    assert t1["test_acc"].between(0, 100).all() and (t1["n_test"] == 359).all()
+    rand = t1[t1["role"] == "random"]["test_acc"]
+    assert t1[t1["role"] == "random_mean"]["test_acc"].iloc[0] == pytest.approx(rand.mean())
+    t2 = read_parquet(inference_run / "results" / "tables" / "di_table2_stealing.parquet")
+    assert list(t2["encoder"]) == ["victim_tau0.2", "stolen_none", "stolen_stolen",
+                                   "random (mean of 3)"]
+    victim = t2.iloc[0]
+    assert victim["ratio_victim_test"] == 1.0
+    stolen = t2.iloc[1]
+    assert stolen["ratio_victim_test"] == pytest.approx(
+        stolen["victim_test_acc"] / victim["victim_test_acc"])
+    lin = read_parquet(inference_run / "results" / "inference" / "linear_eval" / "stolen_none.parquet")
+    assert set(lin["eval_set"]) == {"victim", "query"} and (lin["n_train"] == [300, 200]).all()
+
+
+def test_stolen_checkpoint_records_its_queries(inference_run):
+    _, head, payload = load_checkpoint(
+        inference_run / "results" / "inference" / "encoders" / "stolen_none.pt")
+    assert payload["metrics"]["n_queries"] == 150 and head is None
+    assert len(payload["metrics"]["loss"]) == 2
+
+
+def test_paper_config_dag_builds_without_data(tmp_path):
+    """configs/paper.yaml: CIFAR10/SVHN/STL10 are not inputs, so -n needs no data."""
+    out = snakemake(tmp_path, "-n", "inference", configfile=REPO / "configs" / "paper.yaml")
+    text = out.stdout
+    assert not (tmp_path / "data").exists()
+    for rule, count in [("di_victim", 4), ("di_steal", 4), ("di_data", 5), ("di_random", 3)]:
+        assert any(line.split()[:2] == [rule, str(count)] for line in text.splitlines()), text
+    assert "gpu=1" in text
+
+
+def test_bad_inference_keys_are_refused(tmp_path):
+    cfg = yaml.safe_load(TINY_INF.read_text())
+    cfg["inference"]["victim"]["target"] = 0.3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", configfile=bad, check=False)
+    assert out.returncode != 0 and "victim/target" in out.stdout + out.stderr
+    cfg["inference"]["victim"]["target"] = 0.2
+    cfg["inference"]["stealing"]["epoch"] = 3
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", configfile=bad, check=False)
+    assert out.returncode != 0 and "'epoch'" in out.stdout + out.stderr
