@@ -852,3 +852,20 @@ def test_tiled_ksg_kernel_equals_rowwise_kernel(p, slack, monkeypatch):
                         np.testing.assert_array_equal(got[1], want[1], err_msg=where)
                         np.testing.assert_array_equal(got[2], want[2], err_msg=where)
                         assert got[3] == want[3], where
+
+
+@pytest.mark.parametrize("p", [1, 2, INF], ids=["p1", "p2", "pinf"])
+def test_one_dim_sorted_kth_distances_equal_brute_force(p):
+    """The 1-D "tree" path finds k-th neighbour distances in sorted order (no cKDTree); it
+    must match the brute-force kernel, repeated values (distance 0) and ends included."""
+    from mipipe.estimators import neighbours as nb
+
+    rng = np.random.default_rng(5)
+    for a in (rng.standard_normal(200), rng.integers(0, 7, 200).astype(float),
+              np.concatenate([rng.standard_normal(50), np.full(5, 3.0)]), np.arange(6.0)):
+        a = a[:, None]
+        for k in (1, 2, 5):
+            got = nb.knn_radii(a, k, p, "tree", 1)
+            want = nb.knn_radii(a, k, p, "brute", 1)
+            # p = 2: the brute force takes sqrt(t * t), within an ulp of |t|
+            np.testing.assert_allclose(got, want, rtol=2e-16 if p == 2 else 0, atol=0)

@@ -647,6 +647,13 @@ def knn_radii(a: np.ndarray, k: int, p: float, method: str = "brute", workers=-1
     (n,) float64 array of distances (in the units of ``a``).
     """
     nthreads = resolve_workers(workers)
+    if method == "tree" and a.shape[1] == 1:
+        # 1-D: the k nearest neighbours of a point are among the k values on either side
+        # of it in sorted order (O(n log n + n k), no tree to build or query)
+        order = np.argsort(a[:, 0], kind="stable")
+        out = np.empty(a.shape[0])
+        out[order] = _kth_gap_sorted(a[order, 0], k)
+        return out
     if method == "tree":
         tree = cKDTree(a)
         dist, _ = tree.query(a, k=k + 1, p=p, workers=nthreads)
@@ -802,6 +809,30 @@ def _count_within(a, radius, p, nthreads):
         return _settle_sorted_counts(s, v, radius, lo, hi)
     counts = cKDTree(a).query_ball_point(a, radius, p=p, return_length=True, workers=nthreads)
     return np.asarray(counts, dtype=np.int64) - 1
+
+
+@njit(cache=True)
+def _kth_gap_sorted(s, k):
+    """out[q] = distance from s[q] to its k-th nearest other value, s sorted ascending:
+    a merge of the gaps to the left and to the right, nearest first."""
+    n = s.shape[0]
+    out = np.empty(n)
+    for q in range(n):
+        v = s[q]
+        a = q - 1
+        b = q + 1
+        gap = 0.0
+        for _ in range(k):
+            left = v - s[a] if a >= 0 else np.inf
+            right = s[b] - v if b < n else np.inf
+            if left <= right:
+                gap = left
+                a -= 1
+            else:
+                gap = right
+                b += 1
+        out[q] = gap
+    return out
 
 
 @njit(cache=True)
