@@ -869,3 +869,22 @@ def test_one_dim_sorted_kth_distances_equal_brute_force(p):
             want = nb.knn_radii(a, k, p, "brute", 1)
             # p = 2: the brute force takes sqrt(t * t), within an ulp of |t|
             np.testing.assert_allclose(got, want, rtol=2e-16 if p == 2 else 0, atol=0)
+
+
+def test_auto_method_depends_on_estimator_n_and_dimension():
+    """The measured auto rule (neighbours.TREE_MAX_JOINT_DIM): kNN keeps the tree to 4+4
+    from n = 1e4 but not at 2+2 for n = 1e3; KSG keeps it at 1+1 always, at 2+2 only for
+    large n, never from 3+3; other p and explicit methods are left alone."""
+    from mipipe.estimators.knn import _method_for
+
+    assert _method_for("knn", 1_000, 2, 2.0, "auto") == "tree"
+    assert _method_for("knn", 1_000, 4, 2.0, "auto") == "brute"
+    assert _method_for("knn", 10_000, 8, 2.0, "auto") == "tree"
+    assert _method_for("knn", 10_000, 12, 2.0, "auto") == "brute"
+    assert _method_for("ksg", 1_000, 2, INF, "auto") == "tree"
+    assert _method_for("ksg", 1_000, 4, INF, "auto") == "brute"
+    assert _method_for("ksg", 100_000, 4, INF, "auto") == "tree"
+    assert _method_for("ksg", 100_000, 6, INF, "auto") == "brute"
+    assert _method_for("knn", 100_000, 2, 3.0, "auto") == "brute"
+    assert _method_for("ksg", 100_000, 20, INF, "tree") == "tree"
+    assert _method_for("knn", 10, 2, 2.0, "brute") == "brute"

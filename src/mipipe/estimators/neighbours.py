@@ -35,10 +35,25 @@ from scipy.spatial import cKDTree
 # p is passed to the kernels as a code plus the exponent for the general case.
 P_INF, P_ONE, P_TWO, P_GENERAL = 0, 1, 2, 3
 
-# Joint dimension up to which the tree back end is chosen by method="auto" (measured by
-# benchmarks/estimators.py on a 2-core machine: trees win clearly at d = 1 + 1 and lose
-# beyond a handful of dimensions).
-TREE_MAX_JOINT_DIM = 4
+# method="auto" picks the tree while d_x + d_y <= the bound below for the first entry
+# (n_below, bound) with n < n_below. Measured with benchmarks/estimators.py and same-process
+# tree/brute ratios on the 2-core AMD EPYC (k = 3; kNN p = 2, KSG p = inf). kNN: brute wins
+# from 2+2 at n = 1e3, ties at 3+3 for n = 3e3, the tree wins at 4+4 for n = 1e4 (0.6x)
+# and loses at 6+6 (2.3x). KSG (tiled kernel): brute wins from 1+1 to 3+3 at n = 1e3 and
+# 2+2 at n = 3e3, ties at 2+2 for n = 1e4; at n = 1e5 the tree wins at 2+2 (0.4x), ties
+# at 3+3 and loses at 4+4 (3x). At 1+1 the tree is kept for every n (1-D sorted counts).
+TREE_MAX_JOINT_DIM = {
+    "knn": ((2_000, 2), (5_000, 6), (math.inf, 8)),
+    "ksg": ((20_000, 2), (math.inf, 5)),
+}
+
+
+def tree_max_joint_dim(estimator: str, n: int) -> int:
+    """Largest d_x + d_y for which method="auto" uses the tree (estimator "knn" or "ksg")."""
+    for n_below, bound in TREE_MAX_JOINT_DIM[estimator]:
+        if n < n_below:
+            return bound
+    raise AssertionError("the last entry of TREE_MAX_JOINT_DIM covers every n")
 
 
 def p_code(p: float) -> int:
@@ -552,6 +567,14 @@ def _refine_nearest(xt, yt, code, kd, ki, m, delta, exact, out_d, out_x, out_y):
     return full.sum()
 
 
+# Below this many pair-dimensions (n^2 (d_x + d_y)) the tiled passes run in the calling
+# thread: a parallel launch costs a thread wake-up each (several ms on a busy machine),
+# more than the work itself.
+SERIAL_WORK = 5e7
+_tile_pass_serial = njit(cache=True, fastmath={"nnan", "ninf"})(_tile_pass.py_func)
+_refine_nearest_serial = njit(cache=True)(_refine_nearest.py_func)
+
+
 def _float32_copy(a):
     """(a - centre) in float32, transposed to (d, n), and DELTA: the bound on the difference
     between float32 and float64 max-norm distances (see the block comment)."""
@@ -578,6 +601,10 @@ def _ksg_tiled(x, y, k, p, variant, f_open, f_closed, nthreads):
     xt = np.ascontiguousarray(x.T)
     yt = np.ascontiguousarray(y.T)
     m = k + 1 if variant == 2 else k
+    if n * n * (x.shape[1] + y.shape[1]) < SERIAL_WORK:
+        nthreads, tile_pass, refine = 1, _tile_pass_serial, _refine_nearest_serial
+    else:
+        tile_pass, refine = _tile_pass, _refine_nearest
     order, starts = _tile_rows(n, nthreads)
     low = code == P_INF
     if low:
@@ -595,12 +622,12 @@ def _ksg_tiled(x, y, k, p, variant, f_open, f_closed, nthreads):
     kth = np.full((nthreads, n), np.inf, dtype=dtype)
     none_i = np.zeros((1, 1), dtype=np.int64)
     none_f = np.zeros(1)
-    _tile_pass(True, dx, dy, code, order, starts, kd, ki, kth,
-               xt, False, none_f, kth[0], kth[0], none_i)
+    tile_pass(True, dx, dy, code, order, starts, kd, ki, kth,
+              xt, False, none_f, kth[0], kth[0], none_i)
     od = np.empty((n, m))
     ox = np.empty((n, m))
     oy = np.empty((n, m))
-    _refine_nearest(xt, yt, code, kd, ki, m, delta, not low, od, ox, oy)
+    refine(xt, yt, code, kd, ki, m, delta, not low, od, ox, oy)
     r = od[:, k - 1].copy()
     tie = (od[:, k] == r).astype(np.int64) if m > k else np.zeros(n, dtype=np.int64)
     if variant == 1:
@@ -622,8 +649,8 @@ def _ksg_tiled(x, y, k, p, variant, f_open, f_closed, nthreads):
         else:
             lo = hi = thr
         cnt = np.zeros((nthreads, n), dtype=np.int64)
-        _tile_pass(False, a, a, code, order, starts, kd, ki, kth,
-                   a64, closed, thr, lo, hi, cnt)
+        tile_pass(False, a, a, code, order, starts, kd, ki, kth,
+                  a64, closed, thr, lo, hi, cnt)
         counts.append(cnt.sum(axis=0))
     return r, counts[0], counts[1], tie
 
