@@ -236,16 +236,13 @@ def make_callable(impl: str, est: str, method: str, k: int):
     return lambda x, y: f(x, y, k)
 
 
-def auto_resolves_to(est: str, dx: int, dy: int) -> str:
+def auto_resolves_to(est: str, n: int, dx: int, dy: int) -> str:
     """What method="auto" picks, asked from the library itself."""
     from mipipe.estimators.knn import _method_for
     from mipipe.estimators.neighbours import tree_supports_ksg
 
     p = 2.0 if est == "knn" else math.inf
-    try:
-        m = _method_for(dx + dy, p, "auto")
-    except TypeError:  # older signature _method_for(d_total, method)
-        m = _method_for(dx + dy, "auto")
+    m = _method_for("knn" if est == "knn" else "ksg", n, dx + dy, p, "auto")
     if est != "knn" and m == "tree" and not tree_supports_ksg(dx, dy, p):
         m = "brute"
     return m
@@ -600,7 +597,7 @@ def main(argv=None):
                         f"({n}x{n} float64 = {n * n * 8 / 2**30:.1f} GiB each)",
                         flush=True,
                     )
-                cell["auto_is"] = auto_resolves_to(est, d, d)
+                cell["auto_is"] = auto_resolves_to(est, n, d, d)
                 grid[(est, n, d)] = cell
 
     audit = {}
@@ -610,7 +607,7 @@ def main(argv=None):
                 if est not in args.estimators:
                     continue
                 audit[(est, n, d)] = {m: measure("mipipe", est, m, n, d) for m in ("tree", "brute")}
-                audit[(est, n, d)]["auto_is"] = auto_resolves_to(est, d, d)
+                audit[(est, n, d)]["auto_is"] = auto_resolves_to(est, n, d, d)
 
     paired = {}
     if 1 in ds:

@@ -797,3 +797,94 @@ def test_single_row_reports_n_le_k_and_masked_arrays_are_refused():
         knn_entropy(masked)
     assert ksg_mi(GOOD_X, GOOD_Y, workers=np.int64(2)) == ksg_mi(GOOD_X, GOOD_Y, workers=1)
     assert ksg_mi(GOOD_X, GOOD_Y, p=10**400) == ksg_mi(GOOD_X, GOOD_Y, p=INF)
+
+
+# --------------------------------------------------------------------------- tiled kernel
+# The two-pass tiled KSG kernel (float32 candidates settled in float64 for p = inf) must give
+# the single-pass float64 kernel's neighbour statistics bit for bit, also on data that push
+# float32 past its resolution (grids, large offsets, mixed scales, duplicates) and when the
+# float32 candidate lists overflow (SLACK = 0 sends every point to the exact scan).
+# Runtime about 5 s.
+
+
+def _adversarial_pairs():
+    rng = np.random.default_rng(11)
+    n = 300
+    g = rng.standard_normal((n, 4))
+    u = rng.standard_normal((n, 10))
+    cases = {
+        "gauss": (g[:, :2], g[:, 2:] + g[:, :2]),
+        "d10": (u, 0.8 * u + 0.6 * rng.standard_normal((n, 10))),
+        "grid": (rng.integers(0, 5, (n, 3)), rng.integers(0, 4, (n, 2))),
+        "offset": (1e6 + rng.standard_normal((n, 3)), 1e6 + 1e-3 * rng.standard_normal((n, 2))),
+        "mixed_scale": (1e-9 * rng.standard_normal((n, 3)), rng.standard_normal((n, 5))),
+        "float32_grid": (np.round(rng.standard_normal((n, 3)) * 2**20) / 2**20,
+                         np.round(rng.standard_normal((n, 3)) * 2**21) / 2**21),
+        "duplicates": (np.repeat(rng.standard_normal((n // 6, 2)), 6, axis=0),
+                       np.repeat(rng.standard_normal((n // 6, 2)), 6, axis=0)),
+        "one_dim": (rng.standard_normal(n), rng.standard_normal(n)),
+        "tiny_n": (rng.standard_normal((7, 2)), rng.standard_normal((7, 3))),
+    }
+    return cases
+
+
+@pytest.mark.parametrize("slack", [None, 0])
+@pytest.mark.parametrize("p", [1, 2, INF], ids=["p1", "p2", "pinf"])
+def test_tiled_ksg_kernel_equals_rowwise_kernel(p, slack, monkeypatch):
+    from mipipe.estimators import _validation as val
+    from mipipe.estimators import neighbours as nb
+
+    if slack is not None:
+        monkeypatch.setattr(nb, "SLACK", slack)
+    for name, (x, y) in _adversarial_pairs().items():
+        (x, y), _ = val.condition([val.as_samples(x, "x"), val.as_samples(y, "y")])
+        for k in (1, 4):
+            for variant in (1, 2):
+                for eps in (0.0, 1e-10):
+                    for workers in (1, 2):
+                        want = nb.ksg_counts(x, y, k, p, variant, eps, "brute", workers, tiled=False)
+                        got = nb.ksg_counts(x, y, k, p, variant, eps, "brute", workers, tiled=True)
+                        where = f"{name} k={k} v{variant} eps={eps} workers={workers}"
+                        if math.isinf(p):  # max norm: same arithmetic, bit-identical radii
+                            np.testing.assert_array_equal(got[0], want[0], err_msg=where)
+                        else:  # sums grouped in fours: radii differ in the last bits only
+                            np.testing.assert_allclose(got[0], want[0], rtol=1e-14, err_msg=where)
+                        np.testing.assert_array_equal(got[1], want[1], err_msg=where)
+                        np.testing.assert_array_equal(got[2], want[2], err_msg=where)
+                        assert got[3] == want[3], where
+
+
+@pytest.mark.parametrize("p", [1, 2, INF], ids=["p1", "p2", "pinf"])
+def test_one_dim_sorted_kth_distances_equal_brute_force(p):
+    """The 1-D "tree" path finds k-th neighbour distances in sorted order (no cKDTree); it
+    must match the brute-force kernel, repeated values (distance 0) and ends included."""
+    from mipipe.estimators import neighbours as nb
+
+    rng = np.random.default_rng(5)
+    for a in (rng.standard_normal(200), rng.integers(0, 7, 200).astype(float),
+              np.concatenate([rng.standard_normal(50), np.full(5, 3.0)]), np.arange(6.0)):
+        a = a[:, None]
+        for k in (1, 2, 5):
+            got = nb.knn_radii(a, k, p, "tree", 1)
+            want = nb.knn_radii(a, k, p, "brute", 1)
+            # p = 2: the brute force takes sqrt(t * t), within an ulp of |t|
+            np.testing.assert_allclose(got, want, rtol=2e-16 if p == 2 else 0, atol=0)
+
+
+def test_auto_method_depends_on_estimator_n_and_dimension():
+    """The measured auto rule (neighbours.TREE_MAX_JOINT_DIM): kNN keeps the tree to 4+4
+    from n = 1e4 but not at 2+2 for n = 1e3; KSG keeps it at 1+1 always, at 2+2 only for
+    large n, never from 3+3; other p and explicit methods are left alone."""
+    from mipipe.estimators.knn import _method_for
+
+    assert _method_for("knn", 1_000, 2, 2.0, "auto") == "tree"
+    assert _method_for("knn", 1_000, 4, 2.0, "auto") == "brute"
+    assert _method_for("knn", 10_000, 8, 2.0, "auto") == "tree"
+    assert _method_for("knn", 10_000, 12, 2.0, "auto") == "brute"
+    assert _method_for("ksg", 1_000, 2, INF, "auto") == "tree"
+    assert _method_for("ksg", 1_000, 4, INF, "auto") == "brute"
+    assert _method_for("ksg", 100_000, 4, INF, "auto") == "tree"
+    assert _method_for("ksg", 100_000, 6, INF, "auto") == "brute"
+    assert _method_for("knn", 100_000, 2, 3.0, "auto") == "brute"
+    assert _method_for("ksg", 100_000, 20, INF, "tree") == "tree"
+    assert _method_for("knn", 10, 2, 2.0, "brute") == "brute"

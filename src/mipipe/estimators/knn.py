@@ -11,7 +11,7 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from . import _validation as v
-from .neighbours import knn_mi_radii, knn_radii
+from .neighbours import knn_mi_radii, knn_radii, tree_max_joint_dim
 
 __all__ = ["knn_entropy", "knn_mi", "log_unit_ball_volume"]
 
@@ -77,15 +77,15 @@ def _prepare(arrays, names, k, p, correction, method, eps, jitter, seed,
     return conditioned, k, p, log_scale
 
 
-def _method_for(d_total: int, p: float, method: str) -> str:
-    """"auto": scipy's tree in low dimension for the common norms (p = 1, 2, inf; for other
-    p its p-th powers can underflow), the exact brute-force kernel otherwise."""
+def _method_for(estimator: str, n: int, d_total: int, p: float, method: str) -> str:
+    """"auto": scipy's tree for the common norms (p = 1, 2, inf; for other p its p-th
+    powers can underflow) while the joint dimension is at most
+    :func:`~mipipe.estimators.neighbours.tree_max_joint_dim` (estimator "knn" or "ksg",
+    n samples), the exact brute-force kernel otherwise. Any other method is returned as is."""
     if method != "auto":
         return method
-    from .neighbours import TREE_MAX_JOINT_DIM
-
     common = p in (1.0, 2.0) or math.isinf(p)
-    return "tree" if common and d_total <= TREE_MAX_JOINT_DIM else "brute"
+    return "tree" if common and d_total <= tree_max_joint_dim(estimator, n) else "brute"
 
 
 def knn_entropy(
@@ -117,8 +117,9 @@ def knn_entropy(
     eps : relative tolerance of thesis section 4.2.1, in [0, 1e-3]. The radius enters only
         through log r, so eps shifts the entropy by d log(1 + eps) (about d * eps) and
         cancels exactly in :func:`knn_mi`; it is accepted for a uniform interface.
-    method : "auto" (tree for d <= 4 and p in {1, 2, inf}, else brute force), "tree"
-        (scipy cKDTree) or "brute" (exact multi-threaded numba loop). They give the same
+    method : "auto" (tree for p in {1, 2, inf} while d is at most 2 for n < 2000, 6 for
+        n < 5000, 8 beyond; else brute force, see ``neighbours.TREE_MAX_JOINT_DIM``), "tree"
+        (scipy cKDTree; a sorted array in 1-D) or "brute" (exact multi-threaded numba loop). They give the same
         value (for p far above 100 only "brute" is exact: the tree's p-th powers underflow).
     workers : threads; -1 uses all cores.
     jitter : None (default) or a float > 0. With None, repeated points that put some k-th
@@ -146,7 +147,7 @@ def knn_entropy(
     (xa,), k, p, log_scale = _prepare([x], ["x"], k, p, correction, method, eps, jitter, seed,
                                       no_constant_columns="knn_entropy")
     n, d = xa.shape
-    r = knn_radii(xa, k, p, _method_for(d, p, method), workers)
+    r = knn_radii(xa, k, p, _method_for("knn", n, d, p, method), workers)
     zeros = int((r == 0).sum())
     if zeros:
         raise v.repeated_points_error("knn_entropy", zeros, n, k, jitter)
@@ -177,8 +178,8 @@ def knn_mi(
     x : (n,) or (n, d_x) real array.
     y : (n,) or (n, d_y) real array with the same n.
     k, p, correction, eps, method, workers, jitter, seed : as in :func:`knn_entropy`
-        (the jitter is added to x and y independently before the search; "auto" picks
-        the tree for d_x + d_y <= 4).
+        (the jitter is added to x and y independently before the search; "auto" bounds
+        d_x + d_y as it bounds d there).
 
     Returns
     -------
@@ -193,7 +194,8 @@ def knn_mi(
                                  seed, no_constant_columns="knn_mi")
     n, dx = xa.shape
     dy = ya.shape[1]
-    rx, ry, rxy = knn_mi_radii(xa, ya, k, p, _method_for(dx + dy, p, method), workers)
+    rx, ry, rxy = knn_mi_radii(xa, ya, k, p, _method_for("knn", n, dx + dy, p, method),
+                               workers)
     for r, name in ((rx, "knn_mi (x)"), (ry, "knn_mi (y)"), (rxy, "knn_mi (joint)")):
         zeros = int((r == 0).sum())
         if zeros:

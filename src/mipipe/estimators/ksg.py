@@ -60,9 +60,10 @@ def ksg_mi(
     eps : relative tolerance (thesis section 4.2.1), in [0, 1e-3]: open balls have radius
         r (1 - eps), closed balls r (1 + eps), so a neighbour on the boundary is classified
         as intended despite rounding. Relative, hence scale-free; 0 gives exact comparisons.
-    method : "auto" (tree when d_x + d_y <= 4, p in {1, 2, inf} and the tree supports the
-        metric, else brute force), "tree" (scipy cKDTree; needs p = inf or 1-D x and y) or "brute" (exact
-        multi-threaded numba loop).
+    method : "auto" (tree when p in {1, 2, inf}, the tree supports the metric and
+        d_x + d_y <= 2 for n < 20000, <= 5 beyond; else brute force, see
+        ``neighbours.TREE_MAX_JOINT_DIM``), "tree" (scipy cKDTree; needs p = inf or 1-D x
+        and y) or "brute" (exact multi-threaded numba loop).
     workers : threads; -1 uses all cores.
     jitter, seed : tie breaking, as in :func:`mipipe.estimators.knn_entropy`.
 
@@ -85,7 +86,7 @@ def ksg_mi(
     (xa, ya), k, p, _ = _prepare([x, y], ["x", "y"], k, p, correction, method, eps, jitter, seed)
     n, dx = xa.shape
     dy = ya.shape[1]
-    chosen = _method_for(dx + dy, p, method)
+    chosen = _method_for("ksg", n, dx + dy, p, method)
     if method == "auto" and chosen == "tree" and not tree_supports_ksg(dx, dy, p):
         chosen = "brute"
     r, cx, cy, tied = ksg_counts(xa, ya, k, p, variant, eps, chosen, workers)
