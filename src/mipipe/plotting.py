@@ -152,7 +152,7 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
             ax.set_xticks(ns, [f"{int(v)}" for v in ns])
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         if sweep == "D":
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_xticks(np.sort(sub["D"].unique()))
         ax.set_xlabel(SWEEP_LABELS[sweep])
         ax.set_ylabel("MI estimate (nats)")
         if not shared:
