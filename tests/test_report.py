@@ -76,6 +76,10 @@ def test_report_contains_every_figure_and_table_with_caption(report):
     names = figure_names()
     expected = {f"results/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")}
     expected |= {f"results/tables/{n}.csv" for n in names} | {"results/tables/eps_sensitivity.csv"}
+    experiments = yaml.safe_load(TINY.read_text())["experiments"]
+    neural = [n for n, e in experiments.items() if set(e["estimators"]) & {"mine", "infonce", "nwj"}]
+    assert neural, "the tiny config should cover a neural experiment"
+    expected |= {f"results/figures/{n}_convergence.{ext}" for n in neural for ext in ("png", "pdf")}
     assert set(results) == expected
 
     for path, res in results.items():

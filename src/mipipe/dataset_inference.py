@@ -34,7 +34,7 @@ from .estimators.knn import _entropy_from_radii
 from .estimators.neighbours import (
     _chunks,
     _combine,
-    _insert_topk,
+    _insert_nb,
     _pairwise_to_all,
     _pexp,
     _threads,
@@ -282,7 +282,7 @@ def _shuffled_joint_radii(dx, dy, perms, k, code, p, bounds, out):
                         continue
                     val = _combine(rowx[j], rowy[perm[j]], code, p)
                     if val < kd[k - 1]:
-                        _insert_topk(kd, kidx, val, j)
+                        _insert_nb(kd, kidx, val, j)
                 out[m, i] = kd[k - 1]
 
 

@@ -1,9 +1,25 @@
-"""Mutual-information and entropy estimators. All return floats in nats."""
+"""Mutual-information and entropy estimators. All return floats in nats (the neural ones a
+:class:`NeuralResult` whose ``estimate`` is in nats).
 
-from .bounds import dv_bound, infonce_bound, nwj_bound
+The nearest-neighbour estimators (kNN, KSG) need numpy, scipy and numba only. The neural
+estimators and bounds import PyTorch, so they are loaded on first use: a job that runs KSG
+does not pay for importing torch.
+"""
+
+from importlib import import_module
+
 from .knn import knn_entropy, knn_mi, log_unit_ball_volume
 from .ksg import ksg_mi
-from .neural import NeuralResult, infonce_mi, mine_mi, nwj_mi
+
+_LAZY = {
+    "dv_bound": ".bounds",
+    "infonce_bound": ".bounds",
+    "nwj_bound": ".bounds",
+    "NeuralResult": ".neural",
+    "infonce_mi": ".neural",
+    "mine_mi": ".neural",
+    "nwj_mi": ".neural",
+}
 
 __all__ = [
     "NeuralResult",
@@ -18,3 +34,15 @@ __all__ = [
     "nwj_bound",
     "nwj_mi",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
