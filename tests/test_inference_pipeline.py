@@ -121,3 +121,18 @@ def test_bad_inference_keys_are_refused(tmp_path):
     bad.write_text(yaml.safe_dump(cfg))
     out = snakemake(tmp_path, "-n", configfile=bad, check=False)
     assert out.returncode != 0 and "'epoch'" in out.stdout + out.stderr
+
+
+def test_editing_the_stealing_recipe_reruns_only_what_depends_on_it(inference_run, tmp_path):
+    cfg = yaml.safe_load(TINY_INF.read_text())
+    cfg["inference"]["stealing"]["shuffle"] = False
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(cfg))
+    out = snakemake(inference_run, "-n", "inference", configfile=edited)
+    counts = {}
+    for line in out.stdout.split("Job stats:")[1].split("\n\n")[0].splitlines()[3:]:
+        name, n = line.split()
+        counts[name] = int(n)
+    # two stolen encoders: their training, evaluation, embeddings; then the MI and tables
+    assert counts == {"di_steal": 2, "di_linear_eval": 2, "di_embed": 2, "di_mi": 1,
+                      "di_tables": 1, "inference": 1, "total": 9}
