@@ -7,9 +7,18 @@
 # caches each split, so the DAG (snakemake -n) builds with no data present. Training rules
 # declare resources gpu=1 when inference.gpu_resources is true (configs/paper.yaml).
 
+import json
+
 from mipipe.ssl.stages import source_name
 
-INF = config["inference"]
+
+def di_canon(obj):
+    """A config value with its dict keys sorted (recursively), so that reordering keys in
+    the config file does not change a rule's params (and rerun it)."""
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+INF = di_canon(config["inference"])
 DI = f"{RESULTS}/inference"
 DI_TAU = [float(t) for t in INF["victim"]["temperatures"]]
 DI_TARGET = f"victim_tau{float(INF['victim']['target']):g}"
