@@ -888,3 +888,17 @@ def test_auto_method_depends_on_estimator_n_and_dimension():
     assert _method_for("knn", 100_000, 2, 3.0, "auto") == "brute"
     assert _method_for("ksg", 100_000, 20, INF, "tree") == "tree"
     assert _method_for("knn", 10, 2, 2.0, "brute") == "brute"
+
+
+def test_serial_kernel_copies_have_their_own_cache_entries():
+    # numba's disk cache keys entries by qualified name only, not by the parallel flag: a
+    # serial compilation of the parallel kernel's own function object once made the
+    # parallel kernel load the serial machine code from the cache (one thread at n = 1e5).
+    from mipipe.estimators import neighbours as nb
+
+    for parallel, serial in ((nb._tile_pass, nb._tile_pass_serial),
+                             (nb._refine_nearest, nb._refine_nearest_serial)):
+        assert parallel.targetoptions.get("parallel") is True
+        assert not serial.targetoptions.get("parallel")
+        assert serial.py_func.__qualname__ != parallel.py_func.__qualname__
+        assert serial.py_func.__code__ is parallel.py_func.__code__  # same algorithm

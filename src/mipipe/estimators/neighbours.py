@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import types
 
 import numba
 import numpy as np
@@ -571,8 +572,25 @@ def _refine_nearest(xt, yt, code, kd, ki, m, delta, exact, out_d, out_x, out_y):
 # thread: a parallel launch costs a thread wake-up each (several ms on a busy machine),
 # more than the work itself.
 SERIAL_WORK = 5e7
-_tile_pass_serial = njit(cache=True, fastmath={"nnan", "ninf"})(_tile_pass.py_func)
-_refine_nearest_serial = njit(cache=True)(_refine_nearest.py_func)
+
+
+def _serial_copy(func, name):
+    """The Python function of a parallel kernel under a new name, for a serial compilation.
+
+    numba's on-disk cache names its entries after the function's qualified name and does not
+    tell parallel from serial compilations apart, so compiling the same function object
+    twice would let whichever compiled first be loaded for both (the parallel kernel then
+    runs on one thread). A renamed copy gets cache entries of its own."""
+    f = func.py_func
+    copy = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
+    copy.__qualname__ = name
+    return copy
+
+
+_tile_pass_serial = njit(cache=True, fastmath={"nnan", "ninf"})(
+    _serial_copy(_tile_pass, "_tile_pass_serial")
+)
+_refine_nearest_serial = njit(cache=True)(_serial_copy(_refine_nearest, "_refine_nearest_serial"))
 
 
 def _float32_copy(a):
