@@ -146,6 +146,23 @@ def test_embedding_mi_errors():
         embedding_mi(z, bad)
     with pytest.raises(ValueError, match="repeated points"):
         embedding_mi(np.vstack([z, z[:1]]), np.vstack([z, z[:1]]))
+    with pytest.raises(ValueError, match=r"unknown estimator option.*'foo'"):
+        embedding_mi(z, z, foo=1)
+    with pytest.raises(ValueError, match=r"unknown estimator option.*'foo'"):
+        permutation_test(z, z, n_permutations=3, foo=1)
+
+
+def test_normalisation_survives_extreme_scales():
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((80, 4))
+    b = a + rng.standard_normal((80, 4))
+    ref = normalise_embeddings(a)
+    # 1e300: the Frobenius norm of the raw matrix overflows; 1e-300: squares underflow
+    for s in (1e300, 1e-300):
+        np.testing.assert_allclose(normalise_embeddings(a * s), ref, rtol=1e-12, atol=1e-15)
+        assert embedding_mi(a * s, b) == pytest.approx(embedding_mi(a, b), abs=1e-9)
+    assert mi_score(1e308, -1e308, 1e308) == 1.0
+    assert mi_score(0.0, -1e308, 1e308) == pytest.approx(0.5)
 
 
 # --------------------------------------------------------------------------- permutation test

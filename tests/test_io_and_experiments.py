@@ -243,3 +243,27 @@ def test_a_raising_estimator_becomes_a_failed_row_and_the_rest_runs(monkeypatch)
     fig = plot_sweep(agg, "n", "with a failure")
     crosses = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "x"]
     assert crosses and crosses[0].get_color() == "red"
+
+
+INFERENCE_TINY = Path(__file__).parent / "configs" / "tiny_inference.yaml"
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda i: i["victim"].update(temperatures=[math.nan, 0.2]),
+         r"inference/victim/temperatures/0: nan is not a finite number"),
+        (lambda i: i["simclr"].update(lr=math.inf), r"inference/simclr/lr: inf is not a finite"),
+        (lambda i: i["linear_eval"].update(C=math.nan), r"inference/linear_eval/C: nan"),
+        (lambda i: i["victim"]["data"].update(split="unlabeled"),
+         r"inference/victim/data/split: digits has no split 'unlabeled'"),
+        (lambda i: i["encoder"].update(in_channels=3),
+         r"inference/victim/data: digits images have 1 channel\(s\) but inference/encoder/in_channels is 3"),
+    ],
+)
+def test_inference_config_errors_name_the_key(mutate, match):
+    cfg = yaml.safe_load(INFERENCE_TINY.read_text())
+    check_config(cfg)  # the tiny inference config itself is valid
+    mutate(cfg["inference"])
+    with pytest.raises(ConfigError, match=match):
+        check_config(cfg)

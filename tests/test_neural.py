@@ -394,6 +394,8 @@ def test_last_longer_than_training_averages_all_steps():
         ({"holdout": 0.05}, "holdout"),
         ({"last": 0}, "last"),
         ({"seed": -1}, "seed"),
+        ({"seed": 2**64}, "seed must be < 2\\*\\*64"),
+        ({"x": np.r_[1e39, np.ones(9)]}, "beyond float32's range"),
         ({"device": "tpu"}, "device"),
         ({"progress": "yes"}, "progress"),
         ({"shuffle": 1}, "shuffle"),
@@ -461,3 +463,16 @@ def test_cuda_broadcast_matches_the_cpu_forms_and_trains():
         result = estimator(xs, ys, **{**TRAIN, "device": "cuda"})
         assert result.device.startswith("cuda")
         assert abs(result.estimate - true_mi(0.8)) < 0.05, (estimator.__name__, result.estimate)
+
+
+def test_low_precision_tensors_and_float64_range():
+    x, y = gaussian(200, 0.8, seed=3)
+    kw = {"hidden": 4, "epochs": 2, "batch_size": 64}
+    # bfloat16 / float16 tensors are widened to float32 (numpy has no bfloat16)
+    xb = torch.tensor(x, dtype=torch.bfloat16)
+    ref = mine_mi(xb.float(), y, **kw)
+    got = mine_mi(xb, y, **kw)
+    assert got.estimate == ref.estimate
+    # values beyond float32 are refused in float32 but fine with dtype="float64"
+    big = mine_mi(x * 1e39, y, dtype="float64", **kw)
+    assert math.isfinite(big.estimate)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .data_meta import CHANNELS, SPLITS
 from .experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
@@ -214,11 +215,25 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _check_finite(node, where: str) -> None:
+    """Every number under ``node`` is finite (YAML's .nan and .inf pass JSON-schema bounds)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_finite(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_finite(value, f"{where}/{i}")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{where}: {node!r} is not a finite number")
+
+
 def check_inference(inf: dict) -> None:
     """Cross-key checks of the ``inference`` section (dataset inference). Raises ConfigError.
 
     * victim/target is one of victim/temperatures;
-    * every ``rows: [start, stop]`` has start < stop;
+    * every number is finite; every ``rows: [start, stop]`` has start < stop;
+    * every data spec names a split its data set has, with as many colour channels as
+      inference/encoder/in_channels;
     * stealing/n_queries fits in the query rows, embeddings/n in the embedding rows, and
       mi/k is below the smallest N.
     """
@@ -237,10 +252,23 @@ def check_inference(inf: dict) -> None:
     for name in ("victim", "query"):
         for part in ("train", "test"):
             specs[f"linear_eval/{name}/{part}"] = inf["linear_eval"][name][part]
+    _check_finite(inf, where)
+    channels = int(inf["encoder"].get("in_channels", 3))
     for key, spec in specs.items():
         rows = spec.get("rows")
         if rows is not None and not rows[0] < rows[1]:
             raise ConfigError(f"{where}/{key}/rows: start {rows[0]} must be < stop {rows[1]}")
+        name, split = spec.get("dataset"), spec.get("split")
+        if name in SPLITS and split not in SPLITS[name]:
+            raise ConfigError(
+                f"{where}/{key}/split: {name} has no split {split!r}; choose one of "
+                f"{list(SPLITS[name])}"
+            )
+        if name in CHANNELS and CHANNELS[name] != channels:
+            raise ConfigError(
+                f"{where}/{key}: {name} images have {CHANNELS[name]} channel(s) but "
+                f"inference/encoder/in_channels is {channels}"
+            )
     q_rows = inf["stealing"]["queries"].get("rows")
     if q_rows is not None and inf["stealing"]["n_queries"] > q_rows[1] - q_rows[0]:
         raise ConfigError(

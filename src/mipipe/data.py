@@ -34,15 +34,7 @@ import torch
 
 __all__ = ["CHECKSUMS", "DATASETS", "ImageSet", "load_images", "split_index"]
 
-DATASETS = ("digits", "cifar10", "svhn", "svhn_reshuffled", "stl10")
-
-SPLITS = {
-    "digits": ("train", "test"),
-    "cifar10": ("train", "test"),
-    "svhn": ("train", "test"),
-    "svhn_reshuffled": ("train", "test"),
-    "stl10": ("train", "test", "unlabeled"),
-}
+from .data_meta import CHANNELS, DATASETS, SPLITS  # noqa: F401  (re-exported)
 
 # Official md5 sums of the files as distributed (the same values torchvision checks),
 # keyed by the path relative to ``root``.

@@ -19,6 +19,7 @@ All MI values are in nats.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from dataclasses import dataclass
@@ -87,6 +88,11 @@ def normalise_embeddings(z, name: str = "z") -> np.ndarray:
     """
     a = v.as_samples(z, name)
     centred = a - a.mean(axis=0)
+    # Divide by the largest |value| first (exact up to rounding) so that the norm neither
+    # overflows (embeddings ~1e300) nor underflows (~1e-320).
+    scale = float(np.abs(centred).max())
+    if scale > 0.0:
+        centred = centred / scale
     norm = float(np.linalg.norm(centred))
     if norm == 0.0:
         raise ValueError(
@@ -148,7 +154,15 @@ def _check_estimator(estimator: str, kw: dict) -> tuple:
         kw = {**kw, "variant": int(estimator[-1])}
     elif estimator == "knn" and "variant" in kw:
         raise ValueError("'variant' applies to the KSG estimator, not to estimator='knn'")
-    return ksg_mi if estimator.startswith("ksg") else knn_mi, kw
+    fn = ksg_mi if estimator.startswith("ksg") else knn_mi
+    allowed = set(inspect.signature(fn).parameters) - {"x", "y", "k", "p"}
+    unknown = sorted(set(kw) - allowed)
+    if unknown:
+        raise ValueError(
+            f"unknown estimator option(s) {unknown} for estimator={estimator!r}; "
+            f"allowed: {sorted(allowed)}"
+        )
+    return fn, kw
 
 
 # --------------------------------------------------------------------------- MI
@@ -406,7 +420,8 @@ def mi_score(i, i_min, i_max) -> float:
             f"I_max = {hi:.6g} nats must exceed I_min = {lo:.6g} nats for the MI score "
             f"(I(V;V) at or below I(V;random) leaves no scale)"
         )
-    return (min(max(i, lo), hi) - lo) / (hi - lo)
+    # halve first: hi - lo overflows for values near the float range (e.g. +-1e308)
+    return (min(max(i, lo), hi) / 2 - lo / 2) / (hi / 2 - lo / 2)
 
 
 _ROW_KEYS = ["reference", "other", "role", "seed", "N"]

@@ -69,7 +69,10 @@ class NeuralResult:
 def _as_array(a, name: str) -> np.ndarray:
     """(n, d) float64 numpy array from a numpy array or a torch tensor (ValueError if bad)."""
     if isinstance(a, torch.Tensor):
-        a = a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        if a.is_floating_point() and a.dtype not in (torch.float32, torch.float64):
+            a = a.float()  # bfloat16 / float16 have no numpy equivalent or too little range
+        a = a.numpy()
     return as_samples(a, name)
 
 
@@ -92,6 +95,8 @@ def _check(x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dt
     epochs = _int(epochs, "epochs", 1)
     batch_size = _int(batch_size, "batch_size", 2)
     seed = _int(seed, "seed", 0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be < 2**64 (a torch generator seed), got {seed}")
     last = _int(last, "last", 1)
     if (
         isinstance(lr, bool)
@@ -104,6 +109,14 @@ def _check(x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dt
     if dtype not in ("float32", "float64", torch.float32, torch.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype, dtype)
+    if dtype == torch.float32:
+        limit = float(np.finfo(np.float32).max)
+        for a, name in ((x, "x"), (y, "y")):
+            if np.abs(a).max() > limit:
+                raise ValueError(
+                    f"{name} has values beyond float32's range (max |{name}| = "
+                    f"{np.abs(a).max():.3g}); rescale the data or pass dtype='float64'"
+                )
     return (
         x,
         y,
