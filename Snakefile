@@ -43,9 +43,9 @@ rule all:
         DI_TARGETS,
 
 
-# Named target: every synthetic table and figure (today the same as `all`; later parts of
-# the pipeline add their own targets to `all`). Single figures and tables are targets by
-# path, e.g. `snakemake results/figures/figure_3.png`.
+# Named target: every synthetic table and figure (Figures 2-11, the eps and failure tables),
+# without the dataset-inference stage. Single figures and tables are targets by path,
+# e.g. `snakemake results/figures/figure_3.png`.
 rule synthetic:
     input:
         synthetic_targets(),
