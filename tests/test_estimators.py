@@ -902,3 +902,16 @@ def test_serial_kernel_copies_have_their_own_cache_entries():
         assert not serial.targetoptions.get("parallel")
         assert serial.py_func.__qualname__ != parallel.py_func.__qualname__
         assert serial.py_func.__code__ is parallel.py_func.__code__  # same algorithm
+
+
+@pytest.mark.parametrize("p, dtype", [(np.inf, "float32"), (2.0, "float64")])
+def test_warm_up_compiles_the_parallel_tiled_kernels(p, dtype):
+    # A warm-up on a few rows runs the serial copies; compile_tiled_kernels must leave the
+    # parallel kernels compiled for the dtype the norm uses (float32 candidates for p = inf),
+    # so the first large call does not pay for numba's compilation.
+    from mipipe.estimators import neighbours as nb
+
+    nb.compile_tiled_kernels(p, workers=2)
+    compiled = {str(sig[1]) for sig in nb._tile_pass.signatures}
+    assert any(dtype in s for s in compiled), compiled
+    assert nb._refine_nearest.signatures

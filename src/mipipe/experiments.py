@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .estimators import knn_mi, ksg_mi
+from .estimators.neighbours import compile_tiled_kernels
 
 # estimator name -> (function, fixed keyword arguments)
 NN_ESTIMATORS = {
@@ -389,6 +390,8 @@ def _warm_up(func, fixed, x, y, pt, workers) -> None:
     try:
         func(x[:m, : pt.D], y[:m, : pt.D], k=pt.k, p=pt.p, correction=pt.correction,
              eps=pt.eps, workers=workers, **fixed)
+        if func is ksg_mi:  # the small slice ran the serial kernels; compile the parallel ones
+            compile_tiled_kernels(pt.p, workers)
     except Exception:  # the real call records any error
         pass
 

@@ -611,15 +611,31 @@ def _band(thr, delta, dtype):
     return np.ascontiguousarray(lo, dtype=dtype), np.ascontiguousarray(hi, dtype=dtype)
 
 
-def _ksg_tiled(x, y, k, p, variant, f_open, f_closed, nthreads):
+def compile_tiled_kernels(p: float, workers=-1) -> None:
+    """Compile (or load from numba's cache) the parallel tiled KSG kernels for norm ``p``.
+
+    Small problems run the serial copies, so a warm-up call on a few rows leaves the
+    parallel kernels uncompiled and the first large call would pay for it (about 30 s after
+    a fresh install). This runs them once on 8 points. No-op for p outside {1, 2, inf}."""
+    if p_code(p) == P_GENERAL:
+        return
+    z = np.arange(16.0).reshape(8, 2) * np.array([1.0, 0.5])
+    with _threads(resolve_workers(workers)):
+        _ksg_tiled(z, z[::-1].copy(), 1, p, 1, 1.0, 1.0, resolve_workers(workers), parallel=True)
+
+
+def _ksg_tiled(x, y, k, p, variant, f_open, f_closed, nthreads, parallel=None):
     """KSG neighbour statistics with the tiled kernels (p in {1, 2, inf}); the outputs of
-    :func:`_ksg_brute`: (r, cx, cy, tie) with r in comparison space."""
+    :func:`_ksg_brute`: (r, cx, cy, tie) with r in comparison space. ``parallel`` None:
+    the serial copies below SERIAL_WORK pair-dimensions, else the parallel kernels."""
     n = x.shape[0]
     code = p_code(p)
     xt = np.ascontiguousarray(x.T)
     yt = np.ascontiguousarray(y.T)
     m = k + 1 if variant == 2 else k
-    if n * n * (x.shape[1] + y.shape[1]) < SERIAL_WORK:
+    if parallel is None:
+        parallel = n * n * (x.shape[1] + y.shape[1]) >= SERIAL_WORK
+    if not parallel:
         nthreads, tile_pass, refine = 1, _tile_pass_serial, _refine_nearest_serial
     else:
         tile_pass, refine = _tile_pass, _refine_nearest
