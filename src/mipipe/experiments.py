@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .estimators import knn_mi, ksg_mi
-from .estimators.neighbours import compile_tiled_kernels
+from .estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
 
 # estimator name -> (function, fixed keyword arguments)
 NN_ESTIMATORS = {
@@ -212,7 +212,8 @@ def run_grid(
     _check_prefixes(x, n_values, D_values)
     points = list(iter_grid(grid, n_values, D_values))
     if points:
-        _warm_up(func, fixed, x, y, points[0], workers)
+        big = any(q.n * q.n * 2 * q.D >= SERIAL_WORK for q in points)
+        _warm_up(func, fixed, x, y, points[0], workers, parallel_kernels=big)
     rows = []
     for i, pt in enumerate(points):
         xs = x[: pt.n, : pt.D]
@@ -383,14 +384,16 @@ def run_neural_grid(
     return NeuralRun(rows, trace_df)
 
 
-def _warm_up(func, fixed, x, y, pt, workers) -> None:
+def _warm_up(func, fixed, x, y, pt, workers, parallel_kernels=False) -> None:
     """Run the estimator once on a small slice so that numba's one-off compilation (or the
-    loading of its cache) is not counted in the first grid point's ``seconds``."""
+    loading of its cache) is not counted in the first grid point's ``seconds``; with
+    ``parallel_kernels`` (some grid point is large enough for them) also KSG's parallel
+    tiled kernels, which a small slice does not reach."""
     m = min(x.shape[0], max(2 * pt.k + 2, 64))
     try:
         func(x[:m, : pt.D], y[:m, : pt.D], k=pt.k, p=pt.p, correction=pt.correction,
              eps=pt.eps, workers=workers, **fixed)
-        if func is ksg_mi:  # the small slice ran the serial kernels; compile the parallel ones
+        if parallel_kernels and func is ksg_mi:  # the slice ran the serial copies only
             compile_tiled_kernels(pt.p, workers)
     except Exception:  # the real call records any error
         pass
