@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mipipe.config import ConfigError, check_config, check_keys, validate_schema
-from mipipe.estimators import ksg_mi
+from mipipe.estimators import knn_mi, ksg_mi
 from mipipe.experiments import aggregate, estimator_grid, eps_sensitivity, run_grid
 from mipipe.io import (
     atomic_path,
@@ -113,6 +113,37 @@ def test_run_grid_rows_are_prefix_estimates():
         run_grid(x, y, truth, "kde", grid, [100], [1], labels={})
 
 
+def test_jitter_option_reaches_the_estimator_and_breaks_repeated_values():
+    # continuous x rounded to a grid of 2**-16 (as float32 rounds draws): ~65 repeated values
+    # at n = 3000. X ~ U(0, 1), Y = X + N(0, 0.5^2): I(X; Y) = 0.1437 nats (numerical integral
+    # of h(Y) minus h(noise)). Noise of one grid step (2**-16 / std(X)) undoes the rounding.
+    rng = np.random.default_rng(3)
+    x = np.round(rng.uniform(size=(3000, 1)) * 2**16) / 2**16
+    y = x + 0.5 * rng.standard_normal((3000, 1))
+    assert len(np.unique(x)) < 2950
+    truth = np.array([0.0, 0.1437])
+    step = 2**-16 / np.sqrt(1 / 12)
+    ex = {"jitter": step, "estimators": {"knn": {}, "ksg2": {"p": [1]}, "ksg1": {"jitter": 1e-6},
+                                         "mine": {}}}
+    assert estimator_grid(ex, "knn")["jitter"] == step
+    assert estimator_grid(ex, "ksg1")["jitter"] == 1e-6  # the estimator's own value wins
+    assert "jitter" not in estimator_grid(ex, "mine")
+    # unset: not in the grid at all, so existing grids (and their cached jobs) are unchanged
+    assert "jitter" not in estimator_grid({"estimators": {"knn": {}}}, "knn")
+    labels = {"experiment": "e", "dataset": "d", "distribution": "f", "seed": 11}
+    for est, kw in (("knn", {}), ("ksg2", {"variant": 2})):
+        grid = estimator_grid(ex, est)
+        plain = {key: value for key, value in grid.items() if key != "jitter"}
+        failed = run_grid(x, y, truth, est, plain, [3000], [1], labels=labels, workers=1)
+        assert failed.status.tolist() == ["failed"] and "jitter" in failed.error.iloc[0]
+        rows = run_grid(x, y, truth, est, grid, [3000], [1], labels=labels, workers=1)
+        assert rows.status.tolist() == ["ok"]
+        func = knn_mi if est == "knn" else ksg_mi
+        expected = func(x, y, k=1, p=grid["p"][0], jitter=step, seed=11, **kw)
+        assert rows.estimate_nats.iloc[0] == expected  # seeded by the sample's seed
+        assert abs(expected - 0.1437) < 0.06  # measured: kNN 0.171, KSG2 0.189 (n = 3000)
+
+
 def test_aggregate_mean_std_band_and_eps_sensitivity():
     base = {"experiment": "e", "dataset": "d", "distribution": "f", "estimator": "ksg1",
             "k": 1, "p": 2.0, "correction": "digamma", "n": 100, "D": 2, "true_mi_nats": 1.0,
@@ -191,6 +222,15 @@ def test_tiny_config_is_valid():
         (lambda c: c["experiments"].__setitem__("fig_neural_convergence", c["experiments"]["fig_k"]),
          "taken by the convergence figure of experiment 'fig_neural'"),
         (lambda c: c["experiments"]["fig_neural"].__setitem__("seeds", [1.5]), "seeds"),
+        # jitter: nearest-neighbour only, a finite number in (0, 1e-3]
+        (lambda c: c["experiments"]["fig_n"].__setitem__("jitter", 0), "jitter"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("jitter", 0.01), "jitter"),
+        (lambda c: c["experiments"]["fig_n"].__setitem__("jitter", float("nan")), "jitter: nan is not a finite"),
+        (lambda c: c["experiments"]["fig_n"]["estimators"]["knn"].__setitem__("jitter", "1e-8"), "jitter"),
+        (lambda c: c["experiments"]["fig_neural"]["estimators"]["infonce"].__setitem__("jitter", 1e-8),
+         "unknown key 'jitter'"),
+        (lambda c: c["experiments"]["fig_neural"]["estimators"].pop("ksg1") and c["experiments"]["fig_neural"].__setitem__("jitter", 1e-8),
+         "fig_neural/jitter: a nearest-neighbour"),
     ],
 )
 def test_config_errors_name_the_key(mutate, match):

@@ -167,7 +167,7 @@ def _check_families(ex: dict, where: str) -> None:
             f"{where}/estimators: an eps sweep varies a nearest-neighbour tolerance; the neural "
             f"estimator(s) {neural} have no eps (move them to an n or D sweep)"
         )
-    for keys, family, have in ((GRID_KEYS, "nearest-neighbour (knn, ksg1, ksg2)", nn),
+    for keys, family, have in (((*GRID_KEYS, "jitter"), "nearest-neighbour (knn, ksg1, ksg2)", nn),
                                (NEURAL_EXPERIMENT_KEYS, "neural (mine, infonce, nwj)", neural)):
         unused = [k for k in keys if k in ex]
         if unused and not have:
@@ -206,7 +206,7 @@ def _check_numbers(config: dict) -> None:
             for v in spec.get("p", []):
                 if not isinstance(v, str) and math.isnan(v):
                     raise ConfigError(f"experiments/{name}{sub}/p: NaN is not a norm (use a number >= 1 or inf)")
-            for key in ("holdout", "ema"):
+            for key in ("holdout", "ema", "jitter"):
                 if key in spec and not math.isfinite(spec[key]):
                     raise ConfigError(f"experiments/{name}{sub}/{key}: {spec[key]!r} is not a finite number")
 

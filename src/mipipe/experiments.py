@@ -47,6 +47,9 @@ DEFAULTS = {"k": [1], "p": [2.0], "correction": ["digamma"], "eps": [1e-10]}
 NEURAL_GRID_KEYS = ("hidden", "lr", "epochs", "batch_size")
 NEURAL_DEFAULTS = {"hidden": [30], "lr": [0.005], "epochs": [300], "batch_size": [3334]}
 NEURAL_OPTIONS = {"shuffle": False, "holdout": 0.0, "ema": None, "device": "auto"}
+# Single-valued options of the nearest-neighbour estimators. An option left at its default is
+# not put in the grid, so adding one never changes existing grids (nor reruns their jobs).
+NN_OPTIONS = {"jitter": None}
 
 RESULT_COLUMNS = [
     "experiment", "dataset", "distribution", "estimator", "k", "p", "eps", "correction",
@@ -112,7 +115,8 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
     """The parameter lists of one estimator in one experiment.
 
     Experiment-level keys are defaults that the estimator's own entry overrides: ``k``,
-    ``p``, ``correction``, ``eps`` for the nearest-neighbour estimators; ``hidden``, ``lr``,
+    ``p``, ``correction``, ``eps`` (lists) and the option ``jitter`` (a single value, present
+    only when set) for the nearest-neighbour estimators; ``hidden``, ``lr``,
     ``epochs``, ``batch_size`` (lists) and the options ``shuffle``, ``holdout``, ``device``
     (single values; ``ema``, MINE only, is set on the estimator) for the neural ones.
     Returns a plain dict (JSON-friendly, so the pipeline can pass it as a rule parameter
@@ -149,6 +153,10 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
         elif key == "eps":
             values = [float(v) for v in values]
         grid[key] = values
+    for key, default in NN_OPTIONS.items():
+        value = own.get(key, experiment.get(key, default))
+        if value is not None:
+            grid[key] = float(value)
     return grid
 
 
@@ -185,7 +193,8 @@ def run_grid(
     x, y : (n_max, d) float arrays, the cached sample (rows and columns are used as prefixes).
     true_mi : (d + 1,) array, analytic MI in nats of the first D coordinates.
     estimator : "knn", "ksg1" or "ksg2".
-    grid : from :func:`estimator_grid`.
+    grid : from :func:`estimator_grid`. Its ``jitter``, if set, is passed to the estimator
+        with ``seed = labels["seed"]`` (see :func:`mipipe.estimators.knn_mi`).
     n_values, D_values : the sample sizes and dimensions to use (each <= the sample's).
     labels : the identifying columns copied into every row (experiment, dataset,
         distribution, seed).
@@ -214,6 +223,10 @@ def run_grid(
     if points:
         big = any(q.n * q.n * 2 * q.D >= SERIAL_WORK for q in points)
         _warm_up(func, fixed, x, y, points[0], workers, parallel_kernels=big)
+    # jitter (repeated points, e.g. float32-rounded draws): seeded by the sample's seed
+    jitter = {}
+    if grid.get("jitter") is not None:
+        jitter = {"jitter": grid["jitter"], "seed": int(labels.get("seed", 0))}
     rows = []
     for i, pt in enumerate(points):
         xs = x[: pt.n, : pt.D]
@@ -221,7 +234,7 @@ def run_grid(
         t0 = time.perf_counter()
         try:
             est = func(xs, ys, k=pt.k, p=pt.p, correction=pt.correction, eps=pt.eps,
-                       workers=workers, **fixed)
+                       workers=workers, **jitter, **fixed)
             status, error = "ok", ""
             if not math.isfinite(est):
                 status, error = "failed", f"non-finite estimate {est!r}"

@@ -168,9 +168,14 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
 
 
 def _title(fig: plt.Figure, text: str) -> None:
-    """A suptitle wrapped to the figure's width."""
+    """A suptitle wrapped to the figure's width (measured as drawn, with a margin)."""
     width = max(40, int(fig.get_figwidth() * 13))
-    fig.suptitle(textwrap.fill(text, width), fontsize=11)
+    title = fig.suptitle(textwrap.fill(text, width), fontsize=11)
+    renderer = fig.canvas.get_renderer()
+    limit = 0.96 * fig.bbox.width
+    while width > 30 and title.get_window_extent(renderer).width > limit:
+        width -= 4
+        title.set_text(textwrap.fill(text, width))
     fig.tight_layout()
 
 

@@ -127,8 +127,10 @@ def knn_entropy(
         is centred on its median and gets N(0, (jitter * std_c)^2) noise, drawn from
         ``numpy.random.default_rng(seed)`` (1e-8 is a good value). Each group of repeated
         points then acts as one atom: x = y taking 5 equiprobable values gives about log 5,
-        the MI of that discrete distribution; continuous data that were merely duplicated
-        should be deduplicated instead. A variable whose rows are all equal, or (kNN) any
+        the MI of that discrete distribution. Continuous data rounded to a grid (e.g.
+        float32 draws) need noise of about one grid step (jitter ~ step / std_c), which
+        undoes the rounding; continuous data that were merely duplicated should be
+        deduplicated instead. A variable whose rows are all equal, or (kNN) any
         constant column, raises ``ValueError`` with or without jitter.
     seed : seed of the jitter noise.
 
