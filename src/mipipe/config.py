@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .data_meta import CHANNELS, SPLITS
-from .experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, parse_p
+from .experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
 FAMILY_PARAMS = {"linear": "alpha", "gaussian_beta": "beta"}
@@ -25,6 +25,7 @@ RESERVED_EXPERIMENT_NAMES = ("eps_sensitivity", "failures")  # tables/<name>.* o
 INT_KEYS = ("n", "d", "noise_dims", "cov_seed")
 # neural keys an experiment may set for its neural estimators (ema is MINE's own)
 NEURAL_EXPERIMENT_KEYS = (*NEURAL_GRID_KEYS, "shuffle", "holdout", "device")
+NN_EXPERIMENT_KEYS = (*GRID_KEYS, *NN_OPTIONS)
 CONVERGENCE_SUFFIX = "_convergence"  # figures/<experiment>_convergence.* of neural runs
 
 
@@ -167,7 +168,7 @@ def _check_families(ex: dict, where: str) -> None:
             f"{where}/estimators: an eps sweep varies a nearest-neighbour tolerance; the neural "
             f"estimator(s) {neural} have no eps (move them to an n or D sweep)"
         )
-    for keys, family, have in (((*GRID_KEYS, "jitter"), "nearest-neighbour (knn, ksg1, ksg2)", nn),
+    for keys, family, have in ((NN_EXPERIMENT_KEYS, "nearest-neighbour (knn, ksg1, ksg2)", nn),
                                (NEURAL_EXPERIMENT_KEYS, "neural (mine, infonce, nwj)", neural)):
         unused = [k for k in keys if k in ex]
         if unused and not have:
