@@ -9,7 +9,7 @@
 
 import json
 
-from mipipe.ssl.stages import source_name
+from mipipe.inference.stages import source_name
 
 
 def di_canon(obj):

@@ -19,10 +19,10 @@ import torch
 from ..io import atomic_path, write_parquet
 from .checkpoints import load_checkpoint, save_checkpoint
 from .encoders import build_encoder, build_head
-from .train import (black_box, extract_features, linear_eval_features, resolve_device,
+from .training import (black_box, extract_features, linear_eval_features, resolve_device,
                     seed_everything, steal, train_simclr)
 
-log = logging.getLogger("mipipe.ssl")
+log = logging.getLogger("mipipe.inference")
 
 
 # ------------------------------------------------------------------------------- data
@@ -35,7 +35,7 @@ def source_name(spec: dict) -> str:
 
 
 def prepare_source(spec: dict, data: dict, out_path) -> dict:
-    """Load one data set split through :func:`mipipe.data.load_images` and cache it.
+    """Load one data set split through :func:`mipipe.inference.data.load_images` and cache it.
 
     Parameters
     ----------
@@ -44,7 +44,7 @@ def prepare_source(spec: dict, data: dict, out_path) -> dict:
     """
     from torchvision.transforms import v2
 
-    from ..data import load_images
+    from .data import load_images
 
     images = load_images(spec["dataset"], spec["split"], data.get("root", "data"),
                          download=bool(data.get("download", False)),
