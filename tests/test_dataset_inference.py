@@ -337,7 +337,7 @@ def test_old_import_paths_are_the_moved_modules():
     from mipipe.ssl.mi import read_embedding
 
     assert old_fn is new_mi.permutation_test and read_embedding is new_mi.read_embedding
-    code = ("import sys, mipipe.config, mipipe.ssl.mi, mipipe.data_meta;"
+    code = ("import sys, mipipe.config, mipipe.ssl.mi, mipipe.data_meta, mipipe.inference.detectors;"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -14,6 +14,8 @@ One module per step of the stage (rules/inference.smk):
 * :mod:`~mipipe.inference.checkpoints` -- strict, ``weights_only`` checkpoints;
 * :mod:`~mipipe.inference.mi` -- embedding MI, permutation test, MI score (thesis Table 3;
   torch-free);
+* :mod:`~mipipe.inference.detectors` -- the theft tests (the GMM test of Dziedzic et al.
+  2022, the MI-score gap) and similarity measures (linear CKA, cosine, L2; torch-free);
 * :mod:`~mipipe.inference.tables` -- Tables 1-3;
 * :mod:`~mipipe.inference.stages` -- the rule-level units, importable without Snakemake.
 
@@ -31,6 +33,9 @@ _API = {
     "checkpoints": ["CheckpointError", "load_checkpoint", "load_state_strict", "save_checkpoint"],
     "data": ["CHANNELS", "CHECKSUMS", "DATASETS", "SPLITS", "ImageSet", "load_images",
              "split_index"],
+    "detectors": ["ALTERNATIVES", "GMMTestResult", "MIScoreGapResult",
+                  "centred_cosine_similarity", "centred_l2_distance", "gmm_test",
+                  "l2_normalise_rows", "linear_cka", "mi_score_gap"],
     "encoders": ["CifarResNet", "ProjectionHead", "SmallCNN", "build_encoder", "build_head",
                  "to_input"],
     "losses": ["nt_xent", "stealing_loss"],
