@@ -169,3 +169,57 @@ def test_mi_score_gap_members_copy_public_independent():
     assert less.p_value == 1.0 and less.verdict == "inconclusive"
     with pytest.raises(ValueError, match="random_members"):
         mi_score_gap(vm, sm, [], vp, sp, rp)
+
+
+def test_detection_verdicts_direction_and_error_rates():
+    """Synthetic encoders: the victim's members sit in a tight cluster (it memorised them),
+    stolen encoders inherit the victim's map plus noise, independent/random ones do not.
+    The positive control fixes the direction; the summary's rates are the verdicts' means
+    and the AUC is scikit-learn's."""
+    from sklearn.metrics import roc_auc_score
+
+    from mipipe.inference.calibration import detection_summary, detection_verdicts
+
+    rng = np.random.default_rng(5)
+    n, d = 120, 6
+    x_m, x_p = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+    w = rng.standard_normal((d, d))
+
+    def victim_map(x, members):
+        z = np.tanh(x @ w)
+        return z * (1.0 if not members else 0.3) + 2.0  # members pulled together
+
+    reps = {"victim": {"role": "victim", "members": victim_map(x_m, True),
+                       "public": victim_map(x_p, False)}}
+    for s in range(4):
+        noise = 0.05 * (s + 1)
+        reps[f"stolen_{s}"] = {
+            "role": "stolen", "head": "none", "seed": s,
+            "members": victim_map(x_m, True) + noise * rng.standard_normal((n, d)),
+            "public": victim_map(x_p, False) + noise * rng.standard_normal((n, d))}
+        u = rng.standard_normal((d, d))
+        reps[f"independent_{s}"] = {"role": "independent", "seed": s,
+                                    "members": np.tanh(x_m @ u) + 2.0,
+                                    "public": np.tanh(x_p @ u) + 2.0}
+    for s in range(2):
+        u = rng.standard_normal((d, d))
+        reps[f"random_{s}"] = {"role": "random", "seed": s, "members": x_m @ u,
+                               "public": x_p @ u}
+    v = detection_verdicts(reps, "victim", gmm={"n_components": 2}, mi_gap={"n_subsets": 5})
+    assert (v["status"] == "ok").all() and len(v) == len(reps) * 5
+    g = v[v["detector"] == "gmm"].set_index("encoder")
+    assert g.loc["victim", "alternative"] == "two-sided" and g.loc["victim", "p_value"] < 0.01
+    direction = "greater" if g.loc["victim", "statistic"] > 0 else "less"
+    assert set(g.drop("victim")["alternative"]) == {direction}
+    s = detection_summary(v, "victim").set_index("detector")
+    for det, grp in v.groupby("detector"):
+        stolen, indep = grp[grp["role"] == "stolen"], grp[grp["role"] == "independent"]
+        assert s.loc[det, "tpr"] == pytest.approx(stolen["flagged"].mean())
+        assert s.loc[det, "fpr"] == pytest.approx(indep["flagged"].mean())
+        y = np.r_[np.ones(len(stolen)), np.zeros(len(indep))]
+        assert s.loc[det, "auc"] == pytest.approx(
+            roc_auc_score(y, np.r_[stolen["score"], indep["score"]]))
+    assert s.loc["linear_cka", "auc"] == 1.0 and s.loc["linear_cka", "tpr"] == 1.0
+    assert s.loc["gmm", "control_p_value"] == g.loc["victim", "p_value"]
+    with pytest.raises(ValueError, match="target victim"):
+        detection_verdicts(reps, "nobody")
