@@ -18,6 +18,7 @@ import torch
 
 from mipipe.estimators import (
     NeuralResult,
+    TrainingDiverged,
     _critic,
     dv_bound,
     infonce_bound,
@@ -473,6 +474,35 @@ def test_low_precision_tensors_and_float64_range():
     ref = mine_mi(xb.float(), y, **kw)
     got = mine_mi(xb, y, **kw)
     assert got.estimate == ref.estimate
-    # values beyond float32 are refused in float32 but fine with dtype="float64"
-    big = mine_mi(x * 1e39, y, dtype="float64", **kw)
-    assert math.isfinite(big.estimate)
+    # values beyond float32 are refused in float32, accepted with dtype="float64" (where a
+    # critic on inputs of 1e39 then diverges, and says so)
+    with pytest.raises(TrainingDiverged, match="mine training diverged at step 0"):
+        mine_mi(x * 1e39, y, dtype="float64", **kw)
+
+
+# --------------------------------------------------------------------------- divergence
+# Issue 12: on data with true MI 1.609 nats these returned -6.3e37, -inf (a numpy warning
+# only), NaN and -4.7e29 as if they were estimates.
+@pytest.mark.parametrize(
+    "estimator, scale, options, message",
+    [
+        (nwj_mi, 1.0, {"lr": 10.0}, "at step 1: from there on the per-step bound stayed below"),
+        (nwj_mi, 1.0, {"lr": 1e3, "dtype": "float64"}, "at step 1: from there on"),
+        (nwj_mi, 1e30, {}, "at step 0 \\(epoch 0, batch 0\\): the bound became -inf"),
+        (mine_mi, 1e30, {}, "at step 0: from there on"),
+        (infonce_mi, 1.0, {"lr": 1e30}, "diverged at step"),
+    ],
+)
+def test_diverging_training_raises_with_the_step(estimator, scale, options, message):
+    x, y = gaussian(400, math.sqrt(1 - math.exp(-2 * 1.609)), seed=30)
+    kw = {"hidden": 8, "epochs": 5, "batch_size": 100, **options}
+    with pytest.raises(TrainingDiverged, match=message) as info:
+        estimator(x * scale, y * scale, **kw)
+    assert "training diverged" in str(info.value) and info.value.step in (0, 1)
+
+
+def test_an_untrained_or_well_trained_critic_is_not_divergence():
+    x, y = gaussian(400, 0.8, seed=31)
+    for estimator in (mine_mi, nwj_mi, infonce_mi):
+        result = estimator(x, y, hidden=4, lr=1e-6, epochs=2, batch_size=100)
+        assert abs(result.estimate) < 2, estimator.__name__

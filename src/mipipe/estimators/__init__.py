@@ -16,6 +16,7 @@ _LAZY = {
     "infonce_bound": ".bounds",
     "nwj_bound": ".bounds",
     "NeuralResult": ".neural",
+    "TrainingDiverged": ".neural",
     "infonce_mi": ".neural",
     "mine_mi": ".neural",
     "nwj_mi": ".neural",
@@ -23,6 +24,7 @@ _LAZY = {
 
 __all__ = [
     "NeuralResult",
+    "TrainingDiverged",
     "dv_bound",
     "infonce_bound",
     "infonce_mi",

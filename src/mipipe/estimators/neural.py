@@ -30,7 +30,7 @@ from . import _critic
 from ._validation import as_samples
 from .bounds import dv_bound, infonce_bound, infonce_from_rows, log_mean_exp, nwj_bound
 
-__all__ = ["TRACE_COLUMNS", "NeuralResult", "infonce_mi", "mine_mi", "nwj_mi"]
+__all__ = ["TRACE_COLUMNS", "NeuralResult", "TrainingDiverged", "infonce_mi", "mine_mi", "nwj_mi"]
 
 TRACE_COLUMNS = ("step", "epoch", "batch", "estimate_nats", "loss", "heldout_nats")
 FORMS = ("auto", "fused", "broadcast", "tiled")
@@ -38,6 +38,54 @@ FORMS = ("auto", "fused", "broadcast", "tiled")
 # (on CUDA: half the free device memory); above it, row chunks are recomputed in the
 # backward pass.
 _CPU_CHUNK_BYTES = 256e6
+
+
+# A training whose final estimate is this many nats below the bound of the zero critic (which
+# every bound reaches with T = 0: 0 for DV, InfoNCE and SMILE, -1/e for NWJ) has diverged: a
+# critic that merely learned nothing stays near the zero critic's value, and no lower bound
+# ends tens of nats below it (the diverged runs of issue 12 ended at -4.7e29 and -6.3e37).
+DIVERGED_MARGIN_NATS = 10.0
+ZERO_CRITIC_NATS = {"mine": 0.0, "nwj": -math.exp(-1.0), "infonce": 0.0, "smile": 0.0}
+
+
+class TrainingDiverged(RuntimeError):
+    """A neural estimator's training diverged: its loss or bound became non-finite, or its
+    final estimate ended far below the zero critic's bound. ``step`` is the (0-based) step
+    at which it happened (for a final estimate far below: the first step of the final run
+    of steps below the threshold)."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+def _check_step(kind, step, epoch, batch, est, loss, held=0.0) -> None:
+    """TrainingDiverged if the step's bound, loss or held-out bound is not finite."""
+    if not (math.isfinite(est) and math.isfinite(loss) and math.isfinite(held)):
+        what = f"the bound became {est!r} and the loss {loss!r}"
+        if not math.isfinite(held):
+            what += f", the held-out bound {held!r}"
+        raise TrainingDiverged(
+            f"{kind} training diverged at step {step} (epoch {epoch}, batch {batch}): {what}; "
+            f"lower lr or rescale the inputs",
+            step,
+        )
+
+
+def _check_end(kind: str, estimates: np.ndarray, estimate: float) -> None:
+    """TrainingDiverged if the final estimate is DIVERGED_MARGIN_NATS below the zero critic's."""
+    floor = ZERO_CRITIC_NATS[kind] - DIVERGED_MARGIN_NATS
+    if estimate >= floor:
+        return
+    above = np.flatnonzero(estimates >= floor)
+    step = int(above[-1] + 1) if above.size else 0
+    raise TrainingDiverged(
+        f"{kind} training diverged at step {step}: from there on the per-step bound stayed below "
+        f"{floor:.3g} nats ({DIVERGED_MARGIN_NATS:g} nats under the zero critic's "
+        f"{ZERO_CRITIC_NATS[kind]:.3g}), ending at an estimate of {estimate:.4g} nats; lower lr "
+        f"or rescale the inputs",
+        step,
+    )
 
 
 @dataclass(frozen=True)
@@ -241,6 +289,7 @@ def _fit(
     progress,
     form,
     dtype,
+    clip=None,
 ):
     x, y, hidden, lr, epochs, batch_size, seed, holdout, last, dev, dtype = _check(
         x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype
@@ -340,6 +389,9 @@ def _fit(
                 loss.backward()
                 opt.step()
                 est = float(bound.detach())
+                _check_step(
+                    kind, step, epoch, bi, est, float(loss.detach()), held if holdout > 0 else 0.0
+                )
                 row = {
                     "step": step,
                     "epoch": epoch,
@@ -371,7 +423,9 @@ def _fit(
         }
     )
     column = "heldout_nats" if holdout > 0 else "estimate_nats"
-    estimate = float(trace[column].to_numpy()[-last:].mean())
+    with np.errstate(over="ignore"):  # a diverged trace may sum to -inf: reported below
+        estimate = float(trace[column].to_numpy()[-last:].mean())
+    _check_end(kind, trace[column].to_numpy(), estimate)
     return NeuralResult(estimate=estimate, trace=trace, device=str(dev), seconds=seconds)
 
 
@@ -411,6 +465,10 @@ _RAISES_DOC = """
         batch_size < 2, holdout outside [0, 1) or leaving fewer than 2 rows on either side,
         last < 1, threads < 1, an unknown device or CUDA unavailable, a bad progress
         value{extra}.
+    TrainingDiverged (a RuntimeError)
+        The training diverged: the loss or the bound of some step became non-finite (NaN or
+        inf), or the final estimate is more than 10 nats below the bound of the zero critic
+        T = 0. The message and the ``step`` attribute give the step.
 """
 
 
