@@ -20,6 +20,8 @@ _LAZY = {
     "infonce_mi": ".neural",
     "mine_mi": ".neural",
     "nwj_mi": ".neural",
+    "smile_mi": ".neural",
+    "smile_bound": ".bounds",
 }
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "mine_mi",
     "nwj_bound",
     "nwj_mi",
+    "smile_bound",
+    "smile_mi",
 ]
 
 
