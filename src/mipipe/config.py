@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from .data_meta import CHANNELS, SPLITS
+from .inference.data import CHANNELS, SPLITS
 from .synthetic.experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
@@ -228,6 +228,23 @@ def _check_finite(node, where: str) -> None:
         raise ConfigError(f"{where}: {node!r} is not a finite number")
 
 
+def _check_members(members: dict, victim: dict, where: str) -> None:
+    """detection/members must be images the victim trained on (same set, rows inside)."""
+    key = f"{where}/detection/members"
+    if (members.get("dataset"), members.get("split")) != (victim.get("dataset"), victim.get("split")):
+        raise ConfigError(
+            f"{key}: {members.get('dataset')}/{members.get('split')} is not the victim's data "
+            f"({victim.get('dataset')}/{victim.get('split')}, inference/victim/data)"
+        )
+    m, v = members.get("rows"), victim.get("rows")
+    if v is not None and (m is None or m[0] < v[0] or m[1] > v[1]):
+        raise ConfigError(
+            f"{key}/rows: {m} must lie inside the victim's rows {v} (inference/victim/data/rows)"
+        )
+    if m is not None and m[1] - m[0] < 4:
+        raise ConfigError(f"{key}/rows: {m} holds fewer than 4 images (half fit the GMM)")
+
+
 def check_inference(inf: dict) -> None:
     """Cross-key checks of the ``inference`` section (dataset inference). Raises ConfigError.
 
@@ -236,7 +253,8 @@ def check_inference(inf: dict) -> None:
     * every data spec names a split its data set has, with as many colour channels as
       inference/encoder/in_channels;
     * stealing/n_queries fits in the query rows, embeddings/n in the embedding rows, and
-      mi/k is below the smallest N.
+      mi/k is below the smallest N;
+    * detection/members are rows of the victim's training data.
     """
     where = "inference"
     if inf["victim"]["target"] not in inf["victim"]["temperatures"]:
@@ -253,6 +271,9 @@ def check_inference(inf: dict) -> None:
     for name in ("victim", "query"):
         for part in ("train", "test"):
             specs[f"linear_eval/{name}/{part}"] = inf["linear_eval"][name][part]
+    if "detection" in inf:
+        specs["detection/members"] = inf["detection"]["members"]
+        specs["detection/public"] = inf["detection"]["public"]
     _check_finite(inf, where)
     channels = int(inf["encoder"].get("in_channels", 3))
     for key, spec in specs.items():
@@ -282,6 +303,8 @@ def check_inference(inf: dict) -> None:
             f"{where}/embeddings/n: {max(inf['embeddings']['n'])} exceeds the "
             f"{e_rows[1] - e_rows[0]} images of embeddings/data/rows {e_rows}"
         )
+    if "detection" in inf:
+        _check_members(inf["detection"]["members"], inf["victim"]["data"], where)
     k = inf.get("mi", {}).get("k", 1)
     if k >= min(inf["embeddings"]["n"]):
         raise ConfigError(f"{where}/mi/k = {k} must be < the smallest embeddings/n")
