@@ -107,8 +107,14 @@ def test_image_folder_errors(tmp_path):
         load_images({"path": str(flat)}, "bring_your_own/members")
     mixed = tmp_path / "mixed"
     _write_folder(mixed, {"a": [np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)]})
-    with pytest.raises(ByoError, match=r"001.png is \(5, 4\) pixels but .*000.png is \(4, 4\)"):
+    with pytest.raises(ByoError, match=r"001.png is \(3, 5, 4\) .* but .*000.png is \(3, 4, 4\); "
+                       r"give members/size"):
         load_images({"path": str(mixed)}, "members")
+    Image.fromarray(np.zeros((4, 4), np.uint8), mode="L").save(mixed / "a" / "003.png")
+    with pytest.raises(ByoError, match=r"003.png is \(1, 4, 4\) .*; give members/channels"):
+        load_images({"path": str(mixed), "size": 4}, "members")
+    assert load_images({"path": str(mixed), "size": 4, "channels": 1})[0].shape == (3, 1, 4, 4)
+    (mixed / "a" / "003.png").unlink()
     x, _ = load_images({"path": str(mixed), "size": 8})
     assert x.shape == (2, 3, 8, 8)
     (mixed / "a" / "002.png").write_bytes(b"garbage")

@@ -53,7 +53,8 @@ def load_images(spec: dict, where: str = "images") -> tuple[torch.Tensor, torch.
         ``array`` (default: the only array, else ``images``), ``layout`` (``NHWC``, the
         default, as CIFAR10's ``data``; ``NCHW``; or ``NHW`` for grey images) and
         ``labels`` (optional name of an integer array of length N). For both:
-        ``channels`` (1 grey or 3 colour; images are converted: grey is repeated, colour
+        ``channels`` (1 grey or 3 colour; without it an ``ImageFolder`` keeps grey files
+        grey and makes the rest RGB; images are converted: grey is repeated, colour
         becomes luma L = 0.299 R + 0.587 G + 0.114 B, rounded as PIL's ``convert("L")``) and ``size`` (resize to
         size x size pixels, antialiased; without it every image must have the same size).
     where : str
@@ -96,11 +97,11 @@ def _image_folder(root: Path, where: str, channels, size):
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
 
-    mode = {1: "L", 3: "RGB", None: "RGB"}[channels]
-
     def loader(file):
         try:
             with Image.open(file) as im:
+                # without channels: grey files stay grey, anything else becomes RGB
+                mode = {1: "L", 3: "RGB"}.get(channels, "L" if im.mode == "L" else "RGB")
                 return im.convert(mode)
         except (UnidentifiedImageError, OSError) as exc:
             raise ByoError(f"{where}: {file}: not a readable image ({exc})") from exc
@@ -117,12 +118,14 @@ def _image_folder(root: Path, where: str, channels, size):
         im = v2.functional.pil_to_tensor(folder.loader(file))
         if size:
             im = v2.functional.resize(im, [size, size], antialias=True)
-        elif first is None:
+        if first is None:
             first = (file, tuple(im.shape))
         elif tuple(im.shape) != first[1]:
+            hint = (f"give {where}/channels (1 or 3)" if im.shape[0] != first[1][0]
+                    else f"give {where}/size to resize them all")
             raise ByoError(
-                f"{where}: {file} is {tuple(im.shape[1:])} pixels but {first[0]} is "
-                f"{first[1][1:]}; give {where}/size to resize them all"
+                f"{where}: {file} is {tuple(im.shape)} (channels, height, width) but "
+                f"{first[0]} is {first[1]}; {hint}"
             )
         images.append(im)
     labels = torch.tensor([c for _, c in folder.samples], dtype=torch.int64)
@@ -406,8 +409,10 @@ def embed(encoder: nn.Module, images: torch.Tensor, *, batch_size: int = 256,
         try:
             z = encoder(images[i:i + int(batch_size)].to(device))
         except RuntimeError as exc:
+            hint = (" (convert the images with channels: 1 or 3 on the image sets)"
+                    if "channels" in str(exc) else "")
             raise ByoError(f"{getattr(encoder, 'description', 'encoder')}: failed on images of "
-                           f"shape {tuple(images.shape[1:])}: {exc}") from exc
+                           f"shape {tuple(images.shape[1:])}{hint}: {exc}") from exc
         out.append(z.float().cpu())
     return torch.cat(out).numpy().astype(np.float32, copy=False)
 
