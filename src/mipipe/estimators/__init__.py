@@ -16,13 +16,17 @@ _LAZY = {
     "infonce_bound": ".bounds",
     "nwj_bound": ".bounds",
     "NeuralResult": ".neural",
+    "TrainingDiverged": ".neural",
     "infonce_mi": ".neural",
     "mine_mi": ".neural",
     "nwj_mi": ".neural",
+    "smile_mi": ".neural",
+    "smile_bound": ".bounds",
 }
 
 __all__ = [
     "NeuralResult",
+    "TrainingDiverged",
     "dv_bound",
     "infonce_bound",
     "infonce_mi",
@@ -33,6 +37,8 @@ __all__ = [
     "mine_mi",
     "nwj_bound",
     "nwj_mi",
+    "smile_bound",
+    "smile_mi",
 ]
 
 
