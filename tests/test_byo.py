@@ -11,7 +11,7 @@ from torch import nn
 
 from mipipe.config import ConfigError, check_config, check_keys, validate_schema
 from mipipe.inference.byo import (ByoError, build_torchvision, embed, load_encoder,
-                                  load_images, random_like)
+                                  load_images, random_like, read_state_dict)
 from mipipe.ssl import CheckpointError, build_encoder, extract_features, save_checkpoint
 
 RNG = np.random.default_rng(0)
@@ -273,3 +273,24 @@ def test_config_errors_name_the_key(tmp_path, change, message):
     cfg = _config(tmp_path, **fill(change))
     with pytest.raises(ConfigError, match=message):
         _check(cfg)
+
+
+def test_example_files_are_the_default_runs_digits(tmp_path):
+    from mipipe.data import load_images as load_split
+    from mipipe.inference.byo_example import write_example
+
+    paths = write_example(tmp_path, members=(5, 25))
+    train, test = load_split("digits", "train"), load_split("digits", "test")
+    x, y = load_images({"path": str(paths["members"])})
+    assert x.shape == (20, 1, 8, 8)  # grey PNGs stay grey
+    files = sorted(paths["members"].glob("*/*.png"))
+    rows = [int(f.stem) for f in files]
+    assert sorted(rows) == list(range(5, 25))
+    for f in files:  # each PNG is its digits row, in the folder of its label
+        row = int(f.stem)
+        assert int(f.parent.name) == int(train.labels[row])
+        assert np.array_equal(np.asarray(Image.open(f)), train.images[row, 0].numpy())
+    pub, labels = load_images({"path": str(paths["public"]), "layout": "NHW", "labels": "labels"})
+    assert torch.equal(pub, test.images) and torch.equal(labels, test.labels.long())
+    state = read_state_dict(paths["state_dict"], "example")
+    assert state["conv1.weight"].shape == (64, 1, 3, 3) and state["fc.weight"].shape == (10, 512)
