@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -101,7 +102,9 @@ def check_config(config: dict) -> None:
     _check_seeds(config)
     if "inference" in config:
         check_inference(config["inference"])
-    datasets = config["datasets"]
+    if "bring_your_own" in config:
+        check_bring_your_own(config["bring_your_own"])
+    datasets = config.get("datasets", {})
     for name, ds in datasets.items():
         fam = ds["family"]
         need = FAMILY_PARAMS.get(fam)
@@ -118,7 +121,7 @@ def check_config(config: dict) -> None:
                 f"datasets/{name}/noise_dims = {ds['noise_dims']} must be < d = {ds['d']} "
                 f"(at least one signal dimension)"
             )
-    for name, ex in config["experiments"].items():
+    for name, ex in config.get("experiments", {}).items():
         where = f"experiments/{name}"
         if name in RESERVED_EXPERIMENT_NAMES:
             raise ConfigError(
@@ -181,17 +184,17 @@ def _check_families(ex: dict, where: str) -> None:
 
 def _check_numbers(config: dict) -> None:
     """YAML accepts .nan, .inf and 10000.0 where the schema's "number"/"integer" do too."""
-    for i, seed in enumerate(config["seeds"]):
+    for i, seed in enumerate(config.get("seeds", [])):
         if not _is_int(seed):
             raise ConfigError(f"seeds/{i}: a seed must be an integer, got {seed!r}")
-    for name, ds in config["datasets"].items():
+    for name, ds in config.get("datasets", {}).items():
         for key in INT_KEYS:
             if key in ds and not _is_int(ds[key]):
                 raise ConfigError(f"datasets/{name}/{key}: must be an integer, got {ds[key]!r}")
         for key in ("alpha", "beta"):
             if key in ds and not math.isfinite(ds[key]):
                 raise ConfigError(f"datasets/{name}/{key}: must be a finite number, got {ds[key]!r}")
-    for name, ex in config["experiments"].items():
+    for name, ex in config.get("experiments", {}).items():
         for i, seed in enumerate(ex.get("seeds", [])):
             if not _is_int(seed):
                 raise ConfigError(f"experiments/{name}/seeds/{i}: a seed must be an integer, got {seed!r}")
@@ -365,3 +368,69 @@ def check_inference(inf: dict) -> None:
     k = inf.get("mi", {}).get("k", 1)
     if k >= min(inf["embeddings"]["n"]):
         raise ConfigError(f"{where}/mi/k = {k} must be < the smallest embeddings/n")
+
+
+def check_bring_your_own(byo: dict) -> None:
+    """Pre-job checks of the ``bring_your_own`` section (a user's encoders and images).
+
+    * every checkpoint and state-dict file exists; members/path and public/path exist and are
+      a directory (ImageFolder layout) or an ``.npz`` file;
+    * every ``arch`` is a torchvision classification model (the closest names are given),
+      and ``cifar_stem``/``in_channels`` != 3 are only set on ResNets;
+    * ``mean``/``std`` have one value or one per channel, ``std`` > 0; every number is
+      finite.
+
+    Paths are relative to the working directory of the run. Raises :class:`ConfigError`
+    naming the key.
+    """
+    where = "bring_your_own"
+    _check_finite(byo, where)
+    for name in byo["suspects"]:
+        if re.fullmatch(r"random_seed\d+", name):
+            raise ConfigError(f"{where}/suspects/{name}: the name is reserved for the random "
+                              f"encoders (random_seeds); choose another name")
+    encoders = {"victim": byo["victim"],
+                **{f"suspects/{name}": spec for name, spec in byo["suspects"].items()}}
+    for key, spec in encoders.items():
+        at = f"{where}/{key}"
+        for file_key in ("checkpoint", "state_dict"):
+            if file_key in spec and not Path(spec[file_key]).is_file():
+                raise ConfigError(f"{at}/{file_key}: {spec[file_key]}: no such file")
+        if "arch" in spec:
+            _check_arch(spec, at)
+        for stat in ("mean", "std"):
+            values = spec.get(stat, [0.5])
+            values = values if isinstance(values, list) else [values]
+            if len(values) not in (1, int(spec.get("in_channels", 3))) and "arch" in spec:
+                raise ConfigError(f"{at}/{stat}: {len(values)} values; give one, or one per "
+                                  f"input channel ({spec.get('in_channels', 3)})")
+            if stat == "std" and min(values) <= 0:
+                raise ConfigError(f"{at}/std: must be > 0, got {spec['std']!r}")
+    for key in ("members", "public"):
+        path = Path(byo[key]["path"])
+        if not path.exists():
+            raise ConfigError(f"{where}/{key}/path: {path}: no such file or directory")
+        if not (path.is_dir() or path.suffix.lower() == ".npz"):
+            raise ConfigError(
+                f"{where}/{key}/path: {path} is neither a directory of images (ImageFolder "
+                f"layout: root/<class>/<image>) nor an .npz file"
+            )
+        npz_keys = [k for k in ("array", "labels", "layout") if k in byo[key]]
+        if path.is_dir() and npz_keys:
+            raise ConfigError(f"{where}/{key}/{npz_keys[0]}: applies to .npz files, but {path} "
+                              f"is a directory")
+
+
+def _check_arch(spec: dict, at: str) -> None:
+    import torchvision
+
+    names = sorted(torchvision.models.list_models(module=torchvision.models))
+    arch = spec["arch"]
+    if arch not in names:
+        close = difflib.get_close_matches(arch, names, n=3)
+        raise ConfigError(f"{at}/arch: {arch!r} is not a torchvision classification model"
+                          + (f"; did you mean {close}?" if close else f"; known: {names}"))
+    resnet = arch.startswith(("resnet", "resnext", "wide_resnet"))
+    for key, off in (("cifar_stem", False), ("in_channels", 3)):
+        if spec.get(key, off) != off and not resnet:
+            raise ConfigError(f"{at}/{key}: applies to torchvision ResNets, not {arch!r}")
