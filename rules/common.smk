@@ -2,7 +2,7 @@
 import math
 import re
 
-from mipipe.experiments import (
+from mipipe.synthetic.experiments import (
     NEURAL_ESTIMATORS,
     NN_ESTIMATORS,
     estimator_grid,

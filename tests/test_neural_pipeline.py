@@ -149,6 +149,19 @@ def test_a_raising_neural_point_is_a_failed_row_and_the_rest_trains(monkeypatch)
         run_neural_grid(x, y, truth, "ksg1", grid, [200], [2], labels=LABELS)
 
 
+def test_a_diverging_training_is_a_failed_row_with_the_step():
+    """Issue 12: NWJ with lr = 10 ran to -6.4e37 nats and was recorded as status ok."""
+    x, y, truth = correlated(n=200, d=1, rho=0.98)  # MI 1.609 nats
+    grid = estimator_grid({"hidden": [8], "epochs": [3], "batch_size": [100], "device": "cpu",
+                           "estimators": {"nwj": {"lr": [10.0, 0.01]}}}, "nwj")
+    out = run_neural_grid(x, y, truth, "nwj", grid, [200], [1], labels=LABELS, threads=1)
+    assert list(out.rows["status"]) == ["failed", "ok"]
+    bad = out.rows.iloc[0]
+    assert math.isnan(bad.estimate_nats)
+    assert bad.error.startswith("TrainingDiverged: nwj training diverged at step 1")
+    assert abs(out.rows.iloc[1].estimate_nats) < 2
+
+
 # ---------------------------------------------------------------------------------------
 # figures
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .data_meta import CHANNELS, SPLITS
-from .experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
+from .synthetic.experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
 FAMILY_PARAMS = {"linear": "alpha", "gaussian_beta": "beta"}

@@ -29,14 +29,18 @@ _LAZY = {
     "NeuralResult": ".neural",
     "club_mi": ".club",
     "latent_mi": ".latent",
+    "TrainingDiverged": ".neural",
     "infonce_mi": ".neural",
     "mine_mi": ".neural",
     "nwj_mi": ".neural",
+    "smile_mi": ".neural",
+    "smile_bound": ".bounds",
 }
 
 __all__ = [
     "LatentResult",
     "NeuralResult",
+    "TrainingDiverged",
     "cca_mi",
     "club_mi",
     "dv_bound",
@@ -56,6 +60,8 @@ __all__ = [
     "nwj_mi",
     "slice_frames",
     "sliced_mi",
+    "smile_bound",
+    "smile_mi",
 ]
 
 

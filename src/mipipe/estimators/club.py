@@ -35,6 +35,7 @@ from .neural import (
     NeuralResult,
     _batches,
     _check,
+    _check_step,
     _int,
     _progress,
 )
@@ -164,6 +165,7 @@ def _fit(x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, holdout
                         hlo, hhi = hold_spans[len(rows) % len(hold_spans)]
                         held = float(q.bound(xh[hlo:hhi], yh[hlo:hhi]))
                 loss = -q.log_likelihood(xb, yb)
+                _check_step("club", len(rows), epoch, bi, est, float(loss.detach()), held)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -183,6 +185,4 @@ def _fit(x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, holdout
     )
     column = "heldout_nats" if holdout > 0 else "estimate_nats"
     estimate = float(trace[column].to_numpy()[-last:].mean())
-    if not math.isfinite(estimate):
-        raise FloatingPointError(f"club_mi diverged: the estimate is {estimate}")
     return NeuralResult(estimate=estimate, trace=trace, device=str(dev), seconds=seconds)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .estimators import knn_mi, ksg_mi
-from .estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
+from ..estimators import knn_mi, ksg_mi
+from ..estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
 
 # estimator name -> (function, fixed keyword arguments)
 NN_ESTIMATORS = {
@@ -81,7 +81,7 @@ def neural_function(estimator: str):
     """The training function of a neural estimator (e.g. ``mine_mi`` for "mine")."""
     func = NEURAL_ESTIMATORS[estimator]
     if isinstance(func, str):
-        from . import estimators
+        from .. import estimators
 
         func = getattr(estimators, func)
     return func

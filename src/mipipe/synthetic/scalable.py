@@ -55,7 +55,7 @@ def sample_covariance(params: dict, D: int) -> np.ndarray | None:
     """The (2D, 2D) covariance of the first D coordinates of X and of Y for the Gaussian
     families (``params`` as :func:`mipipe.distributions.draw_sample` returns them; the last
     ``noise_dims`` coordinates are independent N(0, 1)); None for the linear family."""
-    from .distributions import beta_cholesky_factor, random_cholesky_covariance
+    from .families import beta_cholesky_factor, random_cholesky_covariance
 
     family = params.get("family")
     d = int(params["d"])
@@ -80,7 +80,7 @@ def true_sliced_mi(cov, dx: int, *, n_slices: int, dim: int = 1, seed: int = 0) 
     draws with the same ``n_slices``, ``dim`` and ``seed``: the exact mean of the slice MIs
     -1/2 log(1 - rho^2) (Goldfeld & Greenewald 2021; k-sliced: the Gaussian MI of each
     projected covariance). Not I(X; Y)."""
-    from .estimators import gaussian_sliced_mi, slice_frames
+    from ..estimators import gaussian_sliced_mi, slice_frames
 
     cov = np.asarray(cov, dtype=np.float64)
     frames = slice_frames(dx, cov.shape[0] - dx, n_slices, dim, seed)
@@ -88,7 +88,7 @@ def true_sliced_mi(cov, dx: int, *, n_slices: int, dim: int = 1, seed: int = 0) 
 
 
 def _call(estimator, x, y, options, seed, threads):
-    from . import estimators
+    from .. import estimators
 
     func = getattr(estimators, SCALABLE_ESTIMATORS[estimator][0])
     if estimator == "cca":
