@@ -1,6 +1,6 @@
 """Fail the run when an estimate failed (unless allow_failures), after all else is written."""
 
-from mipipe.experiments import check_failures
+from mipipe.synthetic.experiments import check_failures
 from mipipe.io import read_parquet, write_text
 from mipipe.log import log_to
 

@@ -1,6 +1,6 @@
 """Run one estimator over its grid (n, D, k, p, correction, eps) on one cached sample."""
 
-from mipipe.experiments import run_grid
+from mipipe.synthetic.experiments import run_grid
 from mipipe.io import read_sample, write_parquet
 from mipipe.log import log_to
 

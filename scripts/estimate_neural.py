@@ -1,7 +1,7 @@
 """Train one neural estimator over its grid (n, D, hidden, lr, epochs, batch_size) on one
 cached sample: estimates and per-step training traces; a tqdm bar goes to the log."""
 
-from mipipe.experiments import run_neural_grid
+from mipipe.synthetic.experiments import run_neural_grid
 from mipipe.io import read_sample, write_parquet
 from mipipe.log import log_to
 

@@ -2,7 +2,7 @@
 
 from mipipe.io import read_parquet, save_figure
 from mipipe.log import log_to
-from mipipe.plotting import plot_sweep
+from mipipe.synthetic.plotting import plot_sweep
 
 with log_to(snakemake.log[0]):  # noqa: F821
     agg = read_parquet(snakemake.input[0])  # noqa: F821
