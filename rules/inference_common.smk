@@ -89,11 +89,12 @@ def di_gpu(wildcards):
 
 
 def inference_targets():
+    """The dataset-inference tables and, last, the stage's failure check."""
     return expand(
         f"{RESULTS}/tables/{{table}}.{{ext}}",
         table=DI_TABLES,
         ext=["parquet", "csv", "md"],
-    )
+    ) + [f"{RESULTS}/checks/inference.ok"]
 
 
 DI_THREADS = INF.get("threads", 1)
