@@ -18,6 +18,7 @@ import torch
 
 from mipipe.estimators import (
     NeuralResult,
+    TrainingDiverged,
     _critic,
     dv_bound,
     infonce_bound,
@@ -25,8 +26,10 @@ from mipipe.estimators import (
     mine_mi,
     nwj_bound,
     nwj_mi,
+    smile_bound,
+    smile_mi,
 )
-from mipipe.estimators.bounds import infonce_from_rows
+from mipipe.estimators.bounds import infonce_from_rows, js_bound
 from mipipe.estimators.neural import TRACE_COLUMNS, _batches, _make_critic
 
 CPU = torch.device("cpu")
@@ -473,6 +476,92 @@ def test_low_precision_tensors_and_float64_range():
     ref = mine_mi(xb.float(), y, **kw)
     got = mine_mi(xb, y, **kw)
     assert got.estimate == ref.estimate
-    # values beyond float32 are refused in float32 but fine with dtype="float64"
-    big = mine_mi(x * 1e39, y, dtype="float64", **kw)
-    assert math.isfinite(big.estimate)
+    # values beyond float32 are refused in float32, accepted with dtype="float64" (where a
+    # critic on inputs of 1e39 then diverges, and says so)
+    with pytest.raises(TrainingDiverged, match="mine training diverged at step 0"):
+        mine_mi(x * 1e39, y, dtype="float64", **kw)
+
+
+# --------------------------------------------------------------------------- divergence
+# Issue 12: on data with true MI 1.609 nats these returned -6.3e37, -inf (a numpy warning
+# only), NaN and -4.7e29 as if they were estimates.
+@pytest.mark.parametrize(
+    "estimator, scale, options, message",
+    [
+        (nwj_mi, 1.0, {"lr": 10.0}, "at step 1: from there on the per-step bound stayed below"),
+        (nwj_mi, 1.0, {"lr": 1e3, "dtype": "float64"}, "at step 1: from there on"),
+        (nwj_mi, 1e30, {}, "at step 0 \\(epoch 0, batch 0\\): the bound became -inf"),
+        (mine_mi, 1e30, {}, "at step 0: from there on"),
+        (smile_mi, 1e30, {}, "at step 0: from there on"),
+        (infonce_mi, 1.0, {"lr": 1e30}, "diverged at step"),
+    ],
+)
+def test_diverging_training_raises_with_the_step(estimator, scale, options, message):
+    x, y = gaussian(400, math.sqrt(1 - math.exp(-2 * 1.609)), seed=30)
+    kw = {"hidden": 8, "epochs": 5, "batch_size": 100, **options}
+    with pytest.raises(TrainingDiverged, match=message) as info:
+        estimator(x * scale, y * scale, **kw)
+    assert "training diverged" in str(info.value) and info.value.step in (0, 1)
+
+
+def test_an_untrained_or_well_trained_critic_is_not_divergence():
+    x, y = gaussian(400, 0.8, seed=31)
+    for estimator in (mine_mi, nwj_mi, smile_mi, infonce_mi):
+        result = estimator(x, y, hidden=4, lr=1e-6, epochs=2, batch_size=100)
+        assert abs(result.estimate) < 2, estimator.__name__
+
+
+# --------------------------------------------------------------------------- SMILE
+def test_smile_bound_clips_the_partition_term_and_takes_the_js_gradient():
+    gen = torch.Generator().manual_seed(11)
+    tj = (3 * torch.randn(50, generator=gen, dtype=torch.float64)).requires_grad_()
+    tm = (3 * torch.randn(70, generator=gen, dtype=torch.float64)).requires_grad_()
+    for tau in (1.0, 5.0):
+        clipped = np.clip(tm.detach().numpy(), -tau, tau)
+        expected = tj.detach().numpy().mean() - math.log(np.mean(np.exp(clipped)))
+        value = smile_bound(tj, tm, clip=tau)
+        assert float(value.detach()) == pytest.approx(expected, rel=1e-12)
+        value.backward()
+        # the gradient of -mean softplus(-T_joint) - mean softplus(T_marginal)
+        sig = torch.sigmoid
+        assert torch.allclose(tj.grad, sig(-tj.detach()) / 50, rtol=1e-12, atol=0)
+        assert torch.allclose(tm.grad, -sig(tm.detach()) / 70, rtol=1e-12, atol=0)
+        tj.grad, tm.grad = None, None
+    # tau -> infinity is the DV bound; T = 0 gives 0 (and JS = -2 log 2)
+    with torch.no_grad():
+        assert float(smile_bound(tj, tm, clip=math.inf)) == pytest.approx(float(dv_bound(tj, tm)))
+    zero = torch.zeros(5, dtype=torch.float64)
+    assert float(smile_bound(zero, zero)) == 0.0
+    assert float(js_bound(zero, zero)) == pytest.approx(-2 * math.log(2))
+    for bad in (0.0, -1.0, True, "5"):
+        with pytest.raises(ValueError, match="clip"):
+            smile_bound(tj, tm, clip=bad)
+        with pytest.raises(ValueError, match="clip"):
+            smile_mi(np.zeros(10), np.ones(10), clip=bad, epochs=1)
+
+
+def test_smile_with_the_optimal_critic_of_a_gaussian_is_the_true_mi_minus_the_clip_bias():
+    rho = 0.8
+    x, y = gaussian(200_000, rho, seed=32)
+    xs, ys = gaussian(200_000, rho, seed=33)
+    tj = torch.from_numpy(log_ratio(x, y, rho))
+    tm = torch.from_numpy(log_ratio(x, ys, rho))  # x with an independent y: product samples
+    # the log ratio (<= 0.51 here) stays mostly inside [-5, 5]: SMILE(5) is about the DV
+    # value, the true MI
+    assert float(smile_bound(tj, tm, 5.0)) == pytest.approx(true_mi(rho), abs=0.02)
+    # clipping at 0.5 lifts the many T < -0.5 of the product samples: a larger partition
+    # term, a value below the true MI (the bias of a small tau)
+    # (0.482 against 0.511; the sampling error of either value is about 0.003)
+    assert float(smile_bound(tj, tm, 0.5)) < true_mi(rho) - 0.015
+
+
+def test_smile_mi_recovers_gaussian_mi_and_is_reproducible():
+    x, y = gaussian(4000, 0.8, seed=21)
+    result = smile_mi(x, y, **TRAIN)
+    assert abs(result.estimate - true_mi(0.8)) < 0.05, result.estimate
+    assert len(result.trace) == 60 * 8
+    assert result.trace["loss"].to_numpy() == pytest.approx(-result.trace["estimate_nats"])
+    again = smile_mi(x, y, **TRAIN)
+    pd.testing.assert_frame_equal(result.trace, again.trace, check_exact=True)
+    # a small clip gives a different (higher-variance-free, biased) estimate
+    assert smile_mi(x, y, clip=0.5, **TRAIN).estimate != result.estimate

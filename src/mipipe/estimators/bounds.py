@@ -9,6 +9,9 @@ as ``logsumexp - log n``, so large critic outputs (100, 1000) neither overflow n
   thesis Theorem 3.6).
 * :func:`nwj_bound` -- Nguyen-Wainwright-Jordan (f-divergence) bound (Nguyen et al. 2010;
   Poole et al. 2019, eq. 8 "NWJ"/"f-GAN KL"; mentioned in thesis section 3).
+* :func:`smile_bound` -- SMILE: the DV bound with the critic clipped to [-tau, tau] in the
+  partition term, its gradient that of the Jensen-Shannon (f-GAN) bound (Song & Ermon 2020,
+  eq. 17).
 * :func:`infonce_bound` -- InfoNCE bound (van den Oord et al. 2018; thesis section 3.3,
   Theorem 3.5), never above log b.
 """
@@ -16,11 +19,12 @@ as ``logsumexp - log n``, so large critic outputs (100, 1000) neither overflow n
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
 
-__all__ = ["dv_bound", "infonce_bound", "log_mean_exp", "nwj_bound"]
+__all__ = ["dv_bound", "infonce_bound", "js_bound", "log_mean_exp", "nwj_bound", "smile_bound"]
 
 
 def _check_values(t, name: str, ndim: int | None = None) -> torch.Tensor:
@@ -133,6 +137,62 @@ def nwj_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor) -> torch.Tensor:
     _check_pair(t_joint, t_marginal)
     z = log_mean_exp(t_marginal - 1.0)
     return t_joint.mean() - _CappedExp.apply(z, _exp_cap(z.dtype))
+
+
+def js_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon (f-GAN) objective ``-mean softplus(-T(joint)) - mean softplus(T(marginal))``.
+
+    Nowozin et al. 2016 (f-GAN, the JS divergence's variational form); Poole et al. 2019,
+    section 2.4 (I_JS); the training objective of SMILE (Song & Ermon 2020, section 5). Not a
+    bound on I(X; Y) in nats itself; its optimal critic is the log density ratio. Value <= 0
+    for T = 0: -2 log 2.
+
+    Parameters: t_joint (m,), t_marginal (k,) float tensors. Returns a differentiable 0-d
+    tensor; raises ValueError for a non-tensor, non-floating or empty argument.
+    """
+    _check_pair(t_joint, t_marginal)
+    softplus = torch.nn.functional.softplus
+    return -softplus(-t_joint).mean() - softplus(t_marginal).mean()
+
+
+def _check_clip(clip) -> float:
+    if isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not (clip > 0):
+        raise ValueError(f"clip must be a number > 0 (tau, in nats), got {clip!r}")
+    return float(clip)
+
+
+def smile_bound(t_joint: torch.Tensor, t_marginal: torch.Tensor, clip: float = 5.0) -> torch.Tensor:
+    """SMILE estimate ``mean T(joint) - log mean exp(clip(T(marginal), -tau, tau))`` in nats.
+
+    Song & Ermon 2020 ("Understanding the limitations of variational mutual information
+    estimators", ICLR), eq. 17: the Donsker-Varadhan bound (:func:`dv_bound`) with the
+    critic clipped to [-tau, tau] (``clip`` = tau) in the partition term, which bounds the
+    variance of that term by a function of tau (their Theorem 3) at the price of a bias. As in
+    the paper's training, the returned tensor's *gradient* is that of :func:`js_bound` (the
+    clipped DV value alone would let the joint critic values grow without limit): it is
+    ``js + (smile - js).detach()``, whose value is the SMILE estimate. As tau -> infinity the
+    value is the DV bound.
+
+    Parameters
+    ----------
+    t_joint : (m,) float tensor, critic values on joint samples.
+    t_marginal : (k,) float tensor, critic values on product-of-marginals samples.
+    clip : float > 0, tau (the paper's experiments: 1, 5 and infinity).
+
+    Returns
+    -------
+    0-d tensor: value in nats (the SMILE estimate), gradient that of the JS objective.
+
+    Raises
+    ------
+    ValueError
+        A non-tensor, non-floating or empty argument, or clip <= 0.
+    """
+    _check_pair(t_joint, t_marginal)
+    tau = _check_clip(clip)
+    value = t_joint.mean() - log_mean_exp(torch.clamp(t_marginal, -tau, tau))
+    js = js_bound(t_joint, t_marginal)
+    return js + (value - js).detach()
 
 
 def infonce_bound(scores: torch.Tensor) -> torch.Tensor:

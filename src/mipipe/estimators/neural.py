@@ -1,4 +1,4 @@
-"""Neural variational MI estimators: MINE (Donsker-Varadhan), NWJ and InfoNCE.
+"""Neural variational MI estimators: MINE (Donsker-Varadhan), NWJ, SMILE and InfoNCE.
 
 The critic is the thesis's (section 4.2.2, copied there from the CLUB repository):
 ``Linear(dx + dy -> h) -> ReLU -> Linear(h -> 1)``, with a final ``Softplus`` for InfoNCE.
@@ -28,9 +28,17 @@ import torch
 
 from . import _critic
 from ._validation import as_samples
-from .bounds import dv_bound, infonce_bound, infonce_from_rows, log_mean_exp, nwj_bound
+from .bounds import (
+    _check_clip,
+    dv_bound,
+    infonce_bound,
+    infonce_from_rows,
+    log_mean_exp,
+    nwj_bound,
+    smile_bound,
+)
 
-__all__ = ["TRACE_COLUMNS", "NeuralResult", "infonce_mi", "mine_mi", "nwj_mi"]
+__all__ = ["TRACE_COLUMNS", "NeuralResult", "TrainingDiverged", "infonce_mi", "mine_mi", "nwj_mi", "smile_mi"]
 
 TRACE_COLUMNS = ("step", "epoch", "batch", "estimate_nats", "loss", "heldout_nats")
 FORMS = ("auto", "fused", "broadcast", "tiled")
@@ -38,6 +46,54 @@ FORMS = ("auto", "fused", "broadcast", "tiled")
 # (on CUDA: half the free device memory); above it, row chunks are recomputed in the
 # backward pass.
 _CPU_CHUNK_BYTES = 256e6
+
+
+# A training whose final estimate is this many nats below the bound of the zero critic (which
+# every bound reaches with T = 0: 0 for DV, InfoNCE and SMILE, -1/e for NWJ) has diverged: a
+# critic that merely learned nothing stays near the zero critic's value, and no lower bound
+# ends tens of nats below it (the diverged runs of issue 12 ended at -4.7e29 and -6.3e37).
+DIVERGED_MARGIN_NATS = 10.0
+ZERO_CRITIC_NATS = {"mine": 0.0, "nwj": -math.exp(-1.0), "infonce": 0.0, "smile": 0.0}
+
+
+class TrainingDiverged(RuntimeError):
+    """A neural estimator's training diverged: its loss or bound became non-finite, or its
+    final estimate ended far below the zero critic's bound. ``step`` is the (0-based) step
+    at which it happened (for a final estimate far below: the first step of the final run
+    of steps below the threshold)."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+def _check_step(kind, step, epoch, batch, est, loss, held=0.0) -> None:
+    """TrainingDiverged if the step's bound, loss or held-out bound is not finite."""
+    if not (math.isfinite(est) and math.isfinite(loss) and math.isfinite(held)):
+        what = f"the bound became {est!r} and the loss {loss!r}"
+        if not math.isfinite(held):
+            what += f", the held-out bound {held!r}"
+        raise TrainingDiverged(
+            f"{kind} training diverged at step {step} (epoch {epoch}, batch {batch}): {what}; "
+            f"lower lr or rescale the inputs",
+            step,
+        )
+
+
+def _check_end(kind: str, estimates: np.ndarray, estimate: float) -> None:
+    """TrainingDiverged if the final estimate is DIVERGED_MARGIN_NATS below the zero critic's."""
+    floor = ZERO_CRITIC_NATS[kind] - DIVERGED_MARGIN_NATS
+    if estimate >= floor:
+        return
+    above = np.flatnonzero(estimates >= floor)
+    step = int(above[-1] + 1) if above.size else 0
+    raise TrainingDiverged(
+        f"{kind} training diverged at step {step}: from there on the per-step bound stayed below "
+        f"{floor:.3g} nats ({DIVERGED_MARGIN_NATS:g} nats under the zero critic's "
+        f"{ZERO_CRITIC_NATS[kind]:.3g}), ending at an estimate of {estimate:.4g} nats; lower lr "
+        f"or rescale the inputs",
+        step,
+    )
 
 
 @dataclass(frozen=True)
@@ -241,6 +297,7 @@ def _fit(
     progress,
     form,
     dtype,
+    clip=None,
 ):
     x, y, hidden, lr, epochs, batch_size, seed, holdout, last, dev, dtype = _check(
         x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype
@@ -296,6 +353,8 @@ def _fit(
         t_marg = _pair_values(net, xb, yb[idx])
         if kind == "mine":
             return dv_bound(t_joint, t_marg), (t_joint, t_marg)
+        if kind == "smile":
+            return smile_bound(t_joint, t_marg, clip), None
         return nwj_bound(t_joint, t_marg), None
 
     total = epochs * len(spans)
@@ -340,6 +399,9 @@ def _fit(
                 loss.backward()
                 opt.step()
                 est = float(bound.detach())
+                _check_step(
+                    kind, step, epoch, bi, est, float(loss.detach()), held if holdout > 0 else 0.0
+                )
                 row = {
                     "step": step,
                     "epoch": epoch,
@@ -371,7 +433,9 @@ def _fit(
         }
     )
     column = "heldout_nats" if holdout > 0 else "estimate_nats"
-    estimate = float(trace[column].to_numpy()[-last:].mean())
+    with np.errstate(over="ignore"):  # a diverged trace may sum to -inf: reported below
+        estimate = float(trace[column].to_numpy()[-last:].mean())
+    _check_end(kind, trace[column].to_numpy(), estimate)
     return NeuralResult(estimate=estimate, trace=trace, device=str(dev), seconds=seconds)
 
 
@@ -411,6 +475,10 @@ _RAISES_DOC = """
         batch_size < 2, holdout outside [0, 1) or leaving fewer than 2 rows on either side,
         last < 1, threads < 1, an unknown device or CUDA unavailable, a bad progress
         value{extra}.
+    TrainingDiverged (a RuntimeError)
+        The training diverged: the loss or the bound of some step became non-finite (NaN or
+        inf), or the final estimate is more than 10 nats below the bound of the zero critic
+        T = 0. The message and the ``step`` attribute give the step.
 """
 
 
@@ -483,6 +551,47 @@ def nwj_mi(
     return _train("nwj", form="auto", ema=None, **locals())
 
 
+def smile_mi(
+    x,
+    y,
+    *,
+    clip: float = 5.0,
+    hidden: int = 30,
+    lr: float = 0.005,
+    epochs: int = 300,
+    batch_size: int = 3334,
+    seed: int = 0,
+    device: str = "auto",
+    shuffle: bool = False,
+    holdout: float = 0.0,
+    last: int = 20,
+    progress=False,
+    dtype: str = "float32",
+    threads: int | None = None,
+) -> NeuralResult:
+    """SMILE estimate of I(X; Y) in nats: the DV bound with the critic clipped in its
+    partition term, ``mean T(joint) - log mean exp(clip(T(marginal), -clip, clip))``.
+
+    Song & Ermon 2020 ("Understanding the limitations of variational mutual information
+    estimators", ICLR 2020), eq. 17; the bound is :func:`~mipipe.estimators.smile_bound`.
+    Clipping bounds the variance of the partition term (their Theorem 3; MINE's grows like
+    e^I), at a bias that vanishes as ``clip`` grows. As in the paper, the critic is trained on
+    the Jensen-Shannon objective (:func:`~mipipe.estimators.bounds.js_bound`; the gradient of
+    the clipped DV value alone would let T(joint) grow without limit) and the per-step
+    estimate is the SMILE value on that batch. Same critic, batches and marginal draws (with
+    replacement) as :func:`mine_mi`; ``loss`` in the trace is minus the SMILE value.
+
+    clip : float > 0, tau in nats (the paper: 1, 5, infinity; default 5). ``math.inf``
+        gives the plain DV value of the JS-trained critic.
+    {common}
+    Returns
+    -------
+    NeuralResult (estimate in nats, per-step trace, device, seconds).
+    {raises}"""
+    clip = _check_clip(clip)
+    return _train("smile", form="auto", ema=None, **locals())
+
+
 def infonce_mi(
     x,
     y,
@@ -526,6 +635,7 @@ def infonce_mi(
 for _f, _extra in (
     (mine_mi, ", ema outside (0, 1]"),
     (nwj_mi, ""),
+    (smile_mi, ", clip <= 0"),
     (infonce_mi, ", an unknown form or form='fused' on CUDA"),
 ):
     _f.__doc__ = _f.__doc__.format(
