@@ -90,7 +90,8 @@ def check_config(config: dict) -> None:
 
     * each dataset has the parameter its family needs (alpha for linear, beta for
       gaussian_beta) and noise_dims < d;
-    * each experiment names a defined dataset; its n values do not exceed the dataset's n,
+    * each experiment names a defined dataset (a ``sweep: task`` experiment, known task ids
+      instead, mipipe.tasks.TASKS); its n values do not exceed the dataset's n,
       its D values do not exceed d; k is below the smallest n.
     * experiment-level nearest-neighbour keys (k, p, correction, eps) need a
       nearest-neighbour estimator in the experiment, neural keys (hidden, lr, epochs,
@@ -134,6 +135,9 @@ def check_config(config: dict) -> None:
                 f"{name[: -len(CONVERGENCE_SUFFIX)]!r}; choose another name"
             )
         _check_families(ex, where)
+        if ex["sweep"] == "task":
+            _check_tasks(ex, where)
+            continue
         ds_name = ex["dataset"]
         if ds_name not in datasets:
             raise ConfigError(
@@ -160,6 +164,27 @@ def check_config(config: dict) -> None:
             norms = [parse_p(p) for p in spec.get("p", ex.get("p", []))]
             if len(set(norms)) != len(norms):
                 raise ConfigError(f"{where}/estimators/{est}/p: the same norm is listed twice: {norms}")
+
+
+def _check_tasks(ex: dict, where: str) -> None:
+    """A task sweep: every id is one of mipipe.tasks.TASKS; k below the smallest n."""
+    from .synthetic.tasks import TASKS
+
+    for i, task_id in enumerate(ex["tasks"]):
+        if task_id not in TASKS:
+            close = difflib.get_close_matches(task_id, list(TASKS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else " (see mipipe.tasks.TASKS)"
+            raise ConfigError(f"{where}/tasks/{i}: unknown task id {task_id!r}{hint}")
+    n_min = min(ex["n"])
+    for est, spec in ex["estimators"].items():
+        if est in NEURAL_ESTIMATORS:
+            continue
+        ks = (spec or {}).get("k", ex.get("k", [1]))
+        if max(ks) >= n_min:
+            raise ConfigError(
+                f"{where}/estimators/{est}/k: k = {max(ks)} must be < the smallest n = {n_min} "
+                f"(the k-th neighbour needs n > k)"
+            )
 
 
 def _check_families(ex: dict, where: str) -> None:
