@@ -257,6 +257,15 @@ def build_torchvision(arch: str, *, num_classes: int = 1000, in_channels: int = 
     return net
 
 
+def _torchvision_net(spec: dict, where: str) -> tuple[nn.Module, str | None]:
+    """The untrained torchvision model of an {arch, num_classes?, in_channels?, cifar_stem?}
+    spec and the name of its classifier attribute (None if it has none)."""
+    net = build_torchvision(spec["arch"], num_classes=spec.get("num_classes", 1000),
+                            in_channels=int(spec.get("in_channels", 3)),
+                            cifar_stem=bool(spec.get("cifar_stem", False)), where=where)
+    return net, _classifier_attr(net)
+
+
 def _classifier_attr(net: nn.Module) -> str | None:
     for attr in CLASSIFIER_ATTRS:
         if isinstance(getattr(net, attr, None), nn.Module):
@@ -343,10 +352,7 @@ def load_encoder(spec: dict, where: str = "encoder", device="cpu") -> Encoder:
                            f"torch.save(model.state_dict(), path))")
         path = Path(spec["state_dict"])
         state = read_state_dict(path, where)
-        net = build_torchvision(spec["arch"], num_classes=spec.get("num_classes", 1000),
-                                in_channels=int(spec.get("in_channels", 3)),
-                                cifar_stem=bool(spec.get("cifar_stem", False)), where=where)
-        attr = _classifier_attr(net)
+        net, attr = _torchvision_net(spec, where)
         if attr and not any(k.startswith(f"{attr}.") for k in state):
             setattr(net, attr, nn.Identity())  # a backbone saved without its classifier
         load_state_strict(net, state, f"{where}/state_dict: {path}")
@@ -377,10 +383,7 @@ def random_like(spec: dict, seed: int, where: str = "victim") -> Encoder:
         net = build_encoder(payload["encoder_spec"])
         description = f"random {payload['encoder_spec'].get('arch')} (seed {seed})"
     else:
-        net = build_torchvision(spec["arch"], num_classes=spec.get("num_classes", 1000),
-                                in_channels=int(spec.get("in_channels", 3)),
-                                cifar_stem=bool(spec.get("cifar_stem", False)), where=where)
-        attr = _classifier_attr(net)
+        net, attr = _torchvision_net(spec, where)
         if attr:
             setattr(net, attr, nn.Identity())
         description = f"random torchvision {spec['arch']} (seed {seed})"
