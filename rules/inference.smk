@@ -387,7 +387,14 @@ rule di_detection:
             di_canon(
                 {
                     k: DET.get(k)
-                    for k in ("alpha", "control_alpha", "gmm", "mi_gap", "thresholds")
+                    for k in (
+                        "alpha",
+                        "control_alpha",
+                        "detectors",
+                        "gmm",
+                        "mi_gap",
+                        "thresholds",
+                    )
                 }
             )
             if DET
