@@ -230,7 +230,7 @@ rule eps_table:
     log:
         f"{RESULTS}/logs/eps_table.log",
     benchmark:
-        f"{BENCHMARKS}/eps_table.tsv"
+        f"{BENCHMARKS}/eps_table/eps_sensitivity.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -252,7 +252,7 @@ rule failures:
     log:
         f"{RESULTS}/logs/failures.log",
     benchmark:
-        f"{BENCHMARKS}/failures.tsv"
+        f"{BENCHMARKS}/failures/failures.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -273,6 +273,8 @@ rule check_failures:
         f"{RESULTS}/checks/synthetic.ok",
     log:
         f"{RESULTS}/logs/check_failures.log",
+    benchmark:
+        f"{BENCHMARKS}/check_failures/synthetic.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..estimators import knn_mi, ksg_mi
+from ..estimators._validation import check_p
 from ..estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
 from .scalable import SCALABLE_LABELS, TARGET_COLUMN, is_scalable, scalable_grid
 
@@ -95,13 +96,12 @@ def _typed(df: pd.DataFrame, columns) -> pd.DataFrame:
     return df.astype({c: COLUMN_DTYPES[c] for c in columns if c in COLUMN_DTYPES})
 
 
-def parse_p(p) -> float:
-    """A norm from config: a number >= 1, or inf (YAML ``.inf`` or the string "inf")."""
-    if isinstance(p, str):
-        if p.strip().lower() in ("inf", ".inf", "infinity", "max"):
-            return math.inf
-        raise ValueError(f"p must be a number >= 1 or 'inf', got {p!r}")
-    return float(p)
+def parse_p(p, name: str = "p") -> float:
+    """A norm from config: a number >= 1, or inf (YAML ``.inf`` or the string "inf").
+
+    :func:`mipipe.estimators._validation.check_p`, the parser every stage shares.
+    """
+    return check_p(p, name)
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                 if shared:
                     color, marker = ESTIMATOR_STYLES.get(est, (None, MARKERS[j % len(MARKERS)]))
                     style = dict(color=color, marker=marker, linestyle="-",
-                                 label=ESTIMATOR_LABELS.get(est, est))
+                                 label=_estimator_label(est, own, varying, _varying(own, sweep)))
                 else:
                     style = dict(linestyle=STYLES[j % len(STYLES)], marker=MARKERS[j % len(MARKERS)],
                                  label=line_label(dict(zip(keys, key))))
@@ -167,7 +167,9 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
         ax.set_xlabel(SWEEP_LABELS[sweep])
         ax.set_ylabel("MI estimate (nats)")
         if not shared:
-            ax.set_title(ESTIMATOR_LABELS.get(members[0], members[0]))
+            own = sub[sub["estimator"] == members[0]]
+            ax.set_title(_estimator_label(members[0], own, varying, _varying(own, sweep)),
+                         fontsize=10)
         ax.grid(True, alpha=0.3)
         if panel_failed:
             ax.plot([], [], linestyle="none", marker="x", color="red", markeredgewidth=2,
@@ -176,6 +178,16 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     _title(fig, f"{title}{band}")
     return fig
+
+
+def _estimator_label(est: str, own: pd.DataFrame, varying: list, lines: list) -> str:
+    """The estimator's name with the parameters it holds fixed while another estimator of
+    the figure uses other values, e.g. 'KSG2 (p = 1)' beside 'KSG1 (p = 2)' (thesis Figures
+    3 and 5: KSG2 with the L1 norm, the others with L2)."""
+    fixed = {c: own[c].dropna().iloc[0] for c in varying
+             if c not in lines and own[c].notna().any() and own[c].nunique() == 1}
+    name = ESTIMATOR_LABELS.get(est, est)
+    return f"{name} ({line_label(fixed)})" if fixed else name
 
 
 def _title(fig: plt.Figure, text: str) -> None:
