@@ -2,6 +2,7 @@
 import math
 import re
 
+from mipipe.synthetic.scalable import SCALABLE_ESTIMATORS
 from mipipe.synthetic.experiments import (
     NEURAL_ESTIMATORS,
     NN_ESTIMATORS,
@@ -61,6 +62,7 @@ def estimate_inputs(wildcards):
 # regexes of the estimator families and of the experiments with neural estimators
 NN_NAMES = "|".join(NN_ESTIMATORS)
 NEURAL_NAMES = "|".join(NEURAL_ESTIMATORS)
+SCALABLE_NAMES = "|".join(SCALABLE_ESTIMATORS)
 NEURAL_EXPERIMENT_NAMES = (
     "|".join(re.escape(name) for name in neural_experiments()) or "(?!)"
 )
@@ -343,3 +345,26 @@ def eps_table_labels(wildcards, output):
         "true MI (nats)": true_mi_label(output.parquet),
         "format": "CSV",
     }
+
+
+def scalable_runtime(wildcards, threads, attempt):
+    """Minutes for one scalable-estimator job (cca, sliced, ksliced, latent); doubled on each
+    retry. Budget per (n, D), from benchmarks/scale.py on the loaded 2-core VM (n = 10^4,
+    d = 10 + 10: 128 slices 13 s, 64 two-dimensional frames 62 s): sliced 0.1 s per slice
+    and ksliced 1 s per frame, times (n / 10^4)^1.75; latent 2e-9 s per row, epoch and
+    squared width L; 30 s start-up; times 3, at least 10 min."""
+    run = estimate_params(wildcards)
+    opts = run["grid"]["options"]
+    seconds = 30.0
+    for n in run["n"]:
+        for D in run["D"]:
+            scale = (n / 1e4) ** 1.75
+            if wildcards.estimator == "sliced":
+                seconds += 0.1 * opts["n_slices"] * scale
+            elif wildcards.estimator == "ksliced":
+                seconds += 1.0 * opts["n_slices"] * scale
+            elif wildcards.estimator == "latent":
+                seconds += 2e-9 * n * opts["epochs"] * (opts["width"] or 1024) ** 2
+            else:
+                seconds += 1.0
+    return attempt * max(10, math.ceil(3 * seconds * 2 / max(threads, 1) / 60))

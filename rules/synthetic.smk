@@ -76,6 +76,32 @@ rule estimate:
         "../scripts/estimate.py"
 
 
+# the estimators past the kNN collapse (cca, sliced, ksliced, latent; issue 14): the same
+# rows plus true_target_nats, the sliced estimators' own truth
+rule estimate_scalable:
+    input:
+        sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
+    output:
+        f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/estimate_scalable/{{experiment}}/{{estimator}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        estimator=SCALABLE_NAMES,
+    conda:
+        "../envs/mipipe.yaml"
+    threads: config.get("threads", 2)
+    resources:
+        mem_mb=2000,
+        runtime=scalable_runtime,
+    params:
+        run=estimate_params,
+        estimator=lambda wc: wc.estimator,
+    script:
+        "../scripts/estimate_scalable.py"
+
+
 # neural estimators (mine, infonce, nwj): the same rows, plus the per-step training traces;
 # a tqdm bar with the current estimate goes to the log
 rule estimate_neural:

@@ -26,6 +26,7 @@ import pandas as pd
 from ..estimators import knn_mi, ksg_mi
 from ..estimators._validation import check_p
 from ..estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
+from .scalable import SCALABLE_LABELS, TARGET_COLUMN, is_scalable, scalable_grid
 
 # estimator name -> (function, fixed keyword arguments)
 NN_ESTIMATORS = {
@@ -36,9 +37,11 @@ NN_ESTIMATORS = {
 # neural estimator name -> its function in mipipe.estimators, resolved on first use (a
 # callable may replace the name, e.g. in tests). Resolved lazily so that importing this
 # module (the Snakefile does, to build the DAG) does not have to load the training code.
-NEURAL_ESTIMATORS = {"mine": "mine_mi", "infonce": "infonce_mi", "nwj": "nwj_mi"}
+NEURAL_ESTIMATORS = {"mine": "mine_mi", "infonce": "infonce_mi", "nwj": "nwj_mi",
+                     "smile": "smile_mi", "club": "club_mi"}
 ESTIMATOR_LABELS = {"knn": "kNN", "ksg1": "KSG1", "ksg2": "KSG2", "mine": "MINE",
-                    "infonce": "InfoNCE", "nwj": "NWJ"}
+                    "infonce": "InfoNCE", "nwj": "NWJ", "smile": "SMILE",
+                    "club": "CLUB (upper bound)", **SCALABLE_LABELS}
 ESTIMATORS = tuple(ESTIMATOR_LABELS)
 GRID_KEYS = ("k", "p", "correction", "eps")
 DEFAULTS = {"k": [1], "p": [2.0], "correction": ["digamma"], "eps": [1e-10]}
@@ -139,6 +142,8 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
             f"estimator {estimator!r} is not part of this experiment; it has "
             f"{sorted((experiment.get('estimators') or {}))}"
         )
+    if is_scalable(estimator):  # cca, sliced, ksliced, latent: single-valued options
+        return scalable_grid(experiment, estimator)
     own = own or {}
     grid = {}
     if is_neural(estimator):
@@ -168,6 +173,8 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
 
 def grid_size(grid: dict) -> int:
     """Number of estimates per (n, D) of a grid from :func:`estimator_grid`."""
+    if "options" in grid:  # a scalable estimator: one estimate per (n, D)
+        return 1
     keys = NEURAL_GRID_KEYS if "hidden" in grid else GRID_KEYS
     return math.prod(len(grid[key]) for key in keys)
 
@@ -528,7 +535,8 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     ``estimate_std_nats`` (sample std, ddof = 1; NaN for one seed), ``bias_nats``
     (mean - true), ``estimate_min_nats``, ``estimate_max_nats``, ``seconds_mean`` and
     ``error`` (the first failure's message, "" if none). Failed estimates are left out of
-    the statistics.
+    the statistics. With rows of a sliced estimator, ``true_target_nats``: the mean of
+    their own truth (the sliced MI over the drawn directions; NaN for the others).
     """
     # estimates written before the neural (or task) columns existed lack them
     rows = rows.copy()
@@ -551,6 +559,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         estimate_max_nats=("estimate_nats", "max"),
         seconds_mean=("seconds", "mean"),
         error=("error", lambda e: next((m for m in e if m), "")),
+        **({TARGET_COLUMN: (TARGET_COLUMN, "mean")} if TARGET_COLUMN in rows else {}),
     ).reset_index()
     out.insert(out.columns.get_loc("estimate_std_nats") + 1, "bias_nats",
                out["estimate_mean_nats"] - out["true_mi_nats"])

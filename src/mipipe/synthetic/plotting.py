@@ -28,7 +28,10 @@ LAST = 20  # the estimate is the mean of the last 20 batch estimates (thesis sec
 ESTIMATOR_STYLES = {
     "knn": ("tab:blue", "o"), "ksg1": ("tab:orange", "s"), "ksg2": ("tab:green", "^"),
     "mine": ("tab:red", "D"), "infonce": ("tab:purple", "P"), "nwj": ("tab:brown", "X"),
+    "smile": ("tab:pink", "v"), "club": ("tab:gray", "^"), "cca": ("tab:olive", "s"),
+    "sliced": ("tab:cyan", "o"), "ksliced": ("darkblue", "D"), "latent": ("darkgreen", "P"),
 }
+TARGET = "true_target_nats"  # a sliced estimator's own truth (mipipe.synthetic.scalable)
 
 
 def _fmt_value(key, v):
@@ -73,7 +76,9 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     otherwise one panel per estimator with one line per combination of the parameters
     that vary (norm p, k, width h, ...), as in Figures 2-7. A line is the mean over seeds;
     with more than one seed a band spans the min and max across seeds. Grid points with a
-    failed estimate are marked by a red cross on the bottom edge. For InfoNCE with one
+    failed estimate are marked by a red cross on the bottom edge. A sliced estimator's own
+    truth (``true_target_nats``: the sliced MI over its drawn directions) is drawn dotted in
+    its colour, so it is not read against the MI. For InfoNCE with one
     batch size, its ceiling log b (b = min(batch_size, n)) is drawn dotted.
     """
     if sweep not in SWEEP_LABELS:
@@ -119,6 +124,12 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                     ax.fill_between(xs, grp["estimate_min_nats"].to_numpy(dtype=float),
                                     grp["estimate_max_nats"].to_numpy(dtype=float),
                                     alpha=0.15 if shared else 0.2, color=line.get_color())
+                if TARGET in grp and grp[TARGET].notna().any():
+                    # sliced MI is not I(X; Y): draw what it estimates beside it
+                    name = ESTIMATOR_LABELS.get(est, est)
+                    ax.plot(xs, grp[TARGET].to_numpy(dtype=float), color=line.get_color(),
+                            linestyle=":", linewidth=1.8,
+                            label=f"true {name} (its target, not the MI)")
                 failed = grp["n_failed"].to_numpy() > 0
                 if failed.any():
                     panel_failed = True
