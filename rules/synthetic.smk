@@ -17,7 +17,7 @@ rule sample:
         "../envs/mipipe.yaml"
     threads: 1
     resources:
-        # measured: 10-16 s, max_rss 640-780 MB (importing PyTorch dominates)
+        # measured: 10-16 s, max_rss up to 1043 MB (importing PyTorch dominates)
         mem_mb=2000,
         runtime=10,
     params:
@@ -66,7 +66,7 @@ rule estimate:
         "../envs/mipipe.yaml"
     threads: config.get("threads", 2)
     resources:
-        # measured: 2-38 s, max_rss 316-356 MB (default and paper configs, n <= 10^4)
+        # measured: 2-38 s, max_rss up to 483 MB (default and paper configs, n <= 10^4)
         mem_mb=1000,
         runtime=estimate_runtime,
     params:

@@ -16,6 +16,8 @@ One module per step of the stage (rules/inference.smk):
   torch-free);
 * :mod:`~mipipe.inference.detectors` -- the theft tests (the GMM test of Dziedzic et al.
   2022, the MI-score gap) and similarity measures (linear CKA, cosine, L2; torch-free);
+* :mod:`~mipipe.inference.calibration` -- verdicts per suspect and detector, error rates
+  (AUC, FPR, TPR) on repeated encoders, the detection figure;
 * :mod:`~mipipe.inference.tables` -- Tables 1-3;
 * :mod:`~mipipe.inference.stages` -- the rule-level units, importable without Snakemake.
 
@@ -30,6 +32,7 @@ from importlib import import_module
 
 _API = {
     "augment": ["augment_batch", "simclr_augmentation"],
+    "calibration": ["detection_summary", "detection_verdicts", "plot_detection"],
     "checkpoints": ["CheckpointError", "load_checkpoint", "load_state_strict", "save_checkpoint"],
     "data": ["CHANNELS", "CHECKSUMS", "DATASETS", "SPLITS", "ImageSet", "load_images",
              "split_index"],

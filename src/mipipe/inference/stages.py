@@ -260,7 +260,8 @@ def detection_stage(paths: dict, encoders: dict, target: str, settings: dict, *,
     """Verdicts and error rates of the calibrated detection (:mod:`mipipe.inference.calibration`).
 
     paths : {encoder: representations Parquet of :func:`represent_stage`}; encoders :
-    {encoder: {role, head, seed}}; settings : {alpha, control_alpha, gmm, mi_gap, thresholds}
+    {encoder: {role, head, seed}}; settings : {alpha, control_alpha, detectors, gmm, mi_gap,
+    thresholds}
     (None values take the defaults); tables : {"di_verdicts" | "di_detection": (parquet,
     csv, md)}; figure : (png, pdf).
     """

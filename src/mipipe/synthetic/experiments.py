@@ -566,16 +566,23 @@ class EstimatesFailed(RuntimeError):
     """Some estimates of the benchmark failed and the config does not allow failures."""
 
 
-def check_failures(failed: pd.DataFrame, allow_failures: bool) -> str:
-    """Summarise the failure table; raise :class:`EstimatesFailed` if it is not empty and
-    failures are not allowed. Returns the summary line otherwise."""
+def check_failures(failed: pd.DataFrame, allow_failures: bool,
+                   table: str = "results/tables/failures.csv") -> str:
+    """Summarise the failed rows (status != "ok") of a stage; raise :class:`EstimatesFailed`
+    if there are any and failures are not allowed. Returns the summary line otherwise.
+
+    The one failure check of every stage: the synthetic benchmark (``failed`` = its failure
+    table) and dataset inference (its MI rows; ``table`` names the file that lists them)."""
+    if "status" in failed.columns:
+        failed = failures(failed)
     if failed.empty:
         return "no estimate failed"
-    cols = [c for c in ("experiment", "estimator", "seed", "n", "D", "k", "p", "hidden",
-                        "lr", "epochs", "error") if c in failed.columns]
+    cols = [c for c in ("experiment", "estimator", "reference", "other", "role", "seed", "n",
+                        "N", "D", "k", "p", "hidden", "lr", "epochs", "error")
+            if c in failed.columns]
     listing = failed[cols].head(10).to_string(index=False)
     summary = (
-        f"{len(failed)} estimate(s) failed (all are listed in results/tables/failures.csv; "
+        f"{len(failed)} estimate(s) failed (all are listed in {table}; "
         f"every other estimate, table and figure was written):\n{listing}"
     )
     if not allow_failures:
