@@ -11,11 +11,12 @@ from mipipe.synthetic.experiments import (
 )
 
 RESULTS = "results"
-SEEDS = config["seeds"]
-EXPERIMENTS = config["experiments"]
-DATASETS = config["datasets"]
-# regex of the configured experiment names (a wildcard constraint)
-EXPERIMENT_NAMES = "|".join(re.escape(name) for name in EXPERIMENTS)
+# a bring_your_own config may have no synthetic stage: no seeds, datasets or experiments
+SEEDS = config.get("seeds", [])
+EXPERIMENTS = config.get("experiments", {})
+DATASETS = config.get("datasets", {})
+# regex of the configured experiment names (a wildcard constraint; matches nothing if none)
+EXPERIMENT_NAMES = "|".join(re.escape(name) for name in EXPERIMENTS) or "(?!)"
 
 
 def neural_experiments():
@@ -110,7 +111,10 @@ def all_estimate_files():
 
 
 def synthetic_targets():
-    """Every synthetic table and figure, the failure table, and the failure check (last)."""
+    """Every synthetic table and figure, the failure table, and the failure check (last);
+    nothing when the config has no experiments (a bring_your_own-only config)."""
+    if not EXPERIMENTS:
+        return []
     return (
         synthetic_outputs()
         + [f"{RESULTS}/tables/failures.{ext}" for ext in ("parquet", "csv", "md")]

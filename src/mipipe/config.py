@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import re
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from .data_meta import CHANNELS, SPLITS
+from .inference.data import CHANNELS, SPLITS
 from .synthetic.experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
@@ -101,7 +102,9 @@ def check_config(config: dict) -> None:
     _check_seeds(config)
     if "inference" in config:
         check_inference(config["inference"])
-    datasets = config["datasets"]
+    if "bring_your_own" in config:
+        check_bring_your_own(config["bring_your_own"])
+    datasets = config.get("datasets", {})
     for name, ds in datasets.items():
         fam = ds["family"]
         need = FAMILY_PARAMS.get(fam)
@@ -118,7 +121,7 @@ def check_config(config: dict) -> None:
                 f"datasets/{name}/noise_dims = {ds['noise_dims']} must be < d = {ds['d']} "
                 f"(at least one signal dimension)"
             )
-    for name, ex in config["experiments"].items():
+    for name, ex in config.get("experiments", {}).items():
         where = f"experiments/{name}"
         if name in RESERVED_EXPERIMENT_NAMES:
             raise ConfigError(
@@ -181,17 +184,17 @@ def _check_families(ex: dict, where: str) -> None:
 
 def _check_numbers(config: dict) -> None:
     """YAML accepts .nan, .inf and 10000.0 where the schema's "number"/"integer" do too."""
-    for i, seed in enumerate(config["seeds"]):
+    for i, seed in enumerate(config.get("seeds", [])):
         if not _is_int(seed):
             raise ConfigError(f"seeds/{i}: a seed must be an integer, got {seed!r}")
-    for name, ds in config["datasets"].items():
+    for name, ds in config.get("datasets", {}).items():
         for key in INT_KEYS:
             if key in ds and not _is_int(ds[key]):
                 raise ConfigError(f"datasets/{name}/{key}: must be an integer, got {ds[key]!r}")
         for key in ("alpha", "beta"):
             if key in ds and not math.isfinite(ds[key]):
                 raise ConfigError(f"datasets/{name}/{key}: must be a finite number, got {ds[key]!r}")
-    for name, ex in config["experiments"].items():
+    for name, ex in config.get("experiments", {}).items():
         for i, seed in enumerate(ex.get("seeds", [])):
             if not _is_int(seed):
                 raise ConfigError(f"experiments/{name}/seeds/{i}: a seed must be an integer, got {seed!r}")
@@ -230,6 +233,23 @@ def _check_finite(node, where: str, skip=("inference/mi/p",)) -> None:
             _check_finite(value, f"{where}/{i}")
     elif isinstance(node, float) and not math.isfinite(node):
         raise ConfigError(f"{where}: {node!r} is not a finite number")
+
+
+def _check_members(members: dict, victim: dict, where: str) -> None:
+    """detection/members must be images the victim trained on (same set, rows inside)."""
+    key = f"{where}/detection/members"
+    if (members.get("dataset"), members.get("split")) != (victim.get("dataset"), victim.get("split")):
+        raise ConfigError(
+            f"{key}: {members.get('dataset')}/{members.get('split')} is not the victim's data "
+            f"({victim.get('dataset')}/{victim.get('split')}, inference/victim/data)"
+        )
+    m, v = members.get("rows"), victim.get("rows")
+    if v is not None and (m is None or m[0] < v[0] or m[1] > v[1]):
+        raise ConfigError(
+            f"{key}/rows: {m} must lie inside the victim's rows {v} (inference/victim/data/rows)"
+        )
+    if m is not None and m[1] - m[0] < 4:
+        raise ConfigError(f"{key}/rows: {m} holds fewer than 4 images (half fit the GMM)")
 
 
 def _check_augmentation(aug: dict, where: str) -> None:
@@ -284,6 +304,7 @@ def check_inference(inf: dict) -> None:
       inference/encoder/in_channels;
     * stealing/n_queries fits in the query rows, embeddings/n in the embedding rows, and
       mi/k is below the smallest N; mi/p is a norm as the MI stage parses it;
+    * detection/members are rows of the victim's training data;
     * the augmentation's crop_scale and blur sigma are [min, max] with min <= max, and the
       blur kernel is odd (torchvision's GaussianBlur);
     * (with every other seed of the config, in :func:`check_config`) each seed is in
@@ -304,6 +325,9 @@ def check_inference(inf: dict) -> None:
     for name in ("victim", "query"):
         for part in ("train", "test"):
             specs[f"linear_eval/{name}/{part}"] = inf["linear_eval"][name][part]
+    if "detection" in inf:
+        specs["detection/members"] = inf["detection"]["members"]
+        specs["detection/public"] = inf["detection"]["public"]
     _check_finite(inf, where)
     _check_augmentation(inf["simclr"].get("augmentation") or {}, f"{where}/simclr/augmentation")
     channels = int(inf["encoder"].get("in_channels", 3))
@@ -334,6 +358,8 @@ def check_inference(inf: dict) -> None:
             f"{where}/embeddings/n: {max(inf['embeddings']['n'])} exceeds the "
             f"{e_rows[1] - e_rows[0]} images of embeddings/data/rows {e_rows}"
         )
+    if "detection" in inf:
+        _check_members(inf["detection"]["members"], inf["victim"]["data"], where)
     if "p" in inf.get("mi", {}):
         try:  # the parser the MI stage uses: ".inf" and "inf" are the max norm there too
             parse_p(inf["mi"]["p"], f"{where}/mi/p")
@@ -342,3 +368,69 @@ def check_inference(inf: dict) -> None:
     k = inf.get("mi", {}).get("k", 1)
     if k >= min(inf["embeddings"]["n"]):
         raise ConfigError(f"{where}/mi/k = {k} must be < the smallest embeddings/n")
+
+
+def check_bring_your_own(byo: dict) -> None:
+    """Pre-job checks of the ``bring_your_own`` section (a user's encoders and images).
+
+    * every checkpoint and state-dict file exists; members/path and public/path exist and are
+      a directory (ImageFolder layout) or an ``.npz`` file;
+    * every ``arch`` is a torchvision classification model (the closest names are given),
+      and ``cifar_stem``/``in_channels`` != 3 are only set on ResNets;
+    * ``mean``/``std`` have one value or one per channel, ``std`` > 0; every number is
+      finite.
+
+    Paths are relative to the working directory of the run. Raises :class:`ConfigError`
+    naming the key.
+    """
+    where = "bring_your_own"
+    _check_finite(byo, where)
+    for name in byo["suspects"]:
+        if re.fullmatch(r"random_seed\d+", name):
+            raise ConfigError(f"{where}/suspects/{name}: the name is reserved for the random "
+                              f"encoders (random_seeds); choose another name")
+    encoders = {"victim": byo["victim"],
+                **{f"suspects/{name}": spec for name, spec in byo["suspects"].items()}}
+    for key, spec in encoders.items():
+        at = f"{where}/{key}"
+        for file_key in ("checkpoint", "state_dict"):
+            if file_key in spec and not Path(spec[file_key]).is_file():
+                raise ConfigError(f"{at}/{file_key}: {spec[file_key]}: no such file")
+        if "arch" in spec:
+            _check_arch(spec, at)
+        for stat in ("mean", "std"):
+            values = spec.get(stat, [0.5])
+            values = values if isinstance(values, list) else [values]
+            if len(values) not in (1, int(spec.get("in_channels", 3))) and "arch" in spec:
+                raise ConfigError(f"{at}/{stat}: {len(values)} values; give one, or one per "
+                                  f"input channel ({spec.get('in_channels', 3)})")
+            if stat == "std" and min(values) <= 0:
+                raise ConfigError(f"{at}/std: must be > 0, got {spec['std']!r}")
+    for key in ("members", "public"):
+        path = Path(byo[key]["path"])
+        if not path.exists():
+            raise ConfigError(f"{where}/{key}/path: {path}: no such file or directory")
+        if not (path.is_dir() or path.suffix.lower() == ".npz"):
+            raise ConfigError(
+                f"{where}/{key}/path: {path} is neither a directory of images (ImageFolder "
+                f"layout: root/<class>/<image>) nor an .npz file"
+            )
+        npz_keys = [k for k in ("array", "labels", "layout") if k in byo[key]]
+        if path.is_dir() and npz_keys:
+            raise ConfigError(f"{where}/{key}/{npz_keys[0]}: applies to .npz files, but {path} "
+                              f"is a directory")
+
+
+def _check_arch(spec: dict, at: str) -> None:
+    import torchvision
+
+    names = sorted(torchvision.models.list_models(module=torchvision.models))
+    arch = spec["arch"]
+    if arch not in names:
+        close = difflib.get_close_matches(arch, names, n=3)
+        raise ConfigError(f"{at}/arch: {arch!r} is not a torchvision classification model"
+                          + (f"; did you mean {close}?" if close else f"; known: {names}"))
+    resnet = arch.startswith(("resnet", "resnext", "wide_resnet"))
+    for key, off in (("cifar_stem", False), ("in_channels", 3)):
+        if spec.get(key, off) != off and not resnet:
+            raise ConfigError(f"{at}/{key}: applies to torchvision ResNets, not {arch!r}")
