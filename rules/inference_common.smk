@@ -140,7 +140,6 @@ def di_gpu(wildcards):
 DI_DETECTION_TABLES = ["di_verdicts", "di_detection"]
 
 
-def inference_targets():
 def inference_outputs():
     """The dataset-inference tables (and the detection figure)."""
     tables = DI_TABLES + (DI_DETECTION_TABLES if DET else [])
