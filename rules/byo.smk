@@ -117,11 +117,13 @@ rule byo_detect:
         runtime=60,
     params:
         suspects=BYO_SUSPECTS,
-        alpha=BYO.get("alpha", 0.05),
-        direction=BYO.get("direction", "auto"),
+        randoms=BYO_RANDOM,
         seed=BYO.get("seed", 0),
-        gmm=json.loads(json.dumps(BYO.get("gmm", {}), sort_keys=True)),
-        mi=json.loads(json.dumps(BYO.get("mi", {}), sort_keys=True)),
+        detection={
+            k: json.loads(json.dumps(BYO[k], sort_keys=True))
+            for k in ("alpha", "control_alpha", "gmm", "mi_gap", "thresholds")
+            if k in BYO
+        },
     script:
         "../scripts/byo_detect.py"
 
