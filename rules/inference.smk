@@ -410,15 +410,11 @@ rule di_detection:
 rule check_inference_failures:
     input:
         failures=f"{DI}/mi.parquet",
-<<<<<<< HEAD
-        outputs=inference_outputs(),
-=======
         outputs=expand(
             f"{RESULTS}/tables/{{table}}.{{ext}}",
             table=DI_TABLES,
             ext=["parquet", "csv", "md"],
         ),
->>>>>>> main
     output:
         f"{RESULTS}/checks/inference.ok",
     log:

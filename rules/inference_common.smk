@@ -140,13 +140,8 @@ def di_gpu(wildcards):
 DI_DETECTION_TABLES = ["di_verdicts", "di_detection"]
 
 
-<<<<<<< HEAD
-def inference_outputs():
-    """The dataset-inference tables (and the detection figure)."""
-=======
 def inference_targets():
     """The dataset-inference tables and figures and, last, the stage's failure check."""
->>>>>>> main
     tables = DI_TABLES + (DI_DETECTION_TABLES if DET else [])
     figures = (
         expand(f"{RESULTS}/figures/di_detection.{{ext}}", ext=["png", "pdf"])
@@ -162,14 +157,6 @@ def inference_targets():
         + figures
         + [f"{RESULTS}/checks/inference.ok"]
     )
-<<<<<<< HEAD
-
-
-def inference_targets():
-    """The dataset-inference outputs and, last, the stage's failure check."""
-    return inference_outputs() + [f"{RESULTS}/checks/inference.ok"]
-=======
->>>>>>> main
 
 
 DI_THREADS = INF.get("threads", 1)
