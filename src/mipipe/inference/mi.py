@@ -494,7 +494,7 @@ def pair_mi(z_ref, z_other, *, reference, other, role, seed, n_values, mi) -> li
             res = permutation_test(z_ref[:n], z_other[:n],
                                    n_permutations=int(mi["n_permutations"]),
                                    seed=int(mi["seed"]), estimator=mi["estimator"],
-                                   k=int(mi["k"]), p=float(mi["p"]))
+                                   k=int(mi["k"]), p=v.check_p(mi["p"], "inference/mi/p"))
             rec.update(mi_nats=res.mi, p_value=res.p_value,
                        null_mean_nats=float(np.mean(res.null)),
                        null_sd_nats=float(np.std(res.null, ddof=1)) if len(res.null) > 1 else math.nan,
