@@ -83,7 +83,9 @@ rule byo_embed:
         runtime=60,
     params:
         where=lambda wc: byo_spec(wc.byo_encoder)[0],
-        spec=lambda wc: json.loads(json.dumps(byo_spec(wc.byo_encoder)[1], sort_keys=True)),
+        spec=lambda wc: json.loads(
+            json.dumps(byo_spec(wc.byo_encoder)[1], sort_keys=True)
+        ),
         random_seed=lambda wc: byo_spec(wc.byo_encoder)[2],
         batch_size=BYO.get("batch_size", 256),
         device=BYO.get("device", "auto"),
