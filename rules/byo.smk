@@ -83,7 +83,9 @@ rule byo_embed:
         runtime=60,
     params:
         where=lambda wc: byo_spec(wc.byo_encoder)[0],
-        spec=lambda wc: json.loads(json.dumps(byo_spec(wc.byo_encoder)[1], sort_keys=True)),
+        spec=lambda wc: json.loads(
+            json.dumps(byo_spec(wc.byo_encoder)[1], sort_keys=True)
+        ),
         random_seed=lambda wc: byo_spec(wc.byo_encoder)[2],
         batch_size=BYO.get("batch_size", 256),
         device=BYO.get("device", "auto"),
@@ -117,11 +119,13 @@ rule byo_detect:
         runtime=60,
     params:
         suspects=BYO_SUSPECTS,
-        alpha=BYO.get("alpha", 0.05),
-        direction=BYO.get("direction", "auto"),
+        randoms=BYO_RANDOM,
         seed=BYO.get("seed", 0),
-        gmm=json.loads(json.dumps(BYO.get("gmm", {}), sort_keys=True)),
-        mi=json.loads(json.dumps(BYO.get("mi", {}), sort_keys=True)),
+        detection={
+            k: json.loads(json.dumps(BYO[k], sort_keys=True))
+            for k in ("alpha", "control_alpha", "gmm", "mi_gap", "thresholds")
+            if k in BYO
+        },
     script:
         "../scripts/byo_detect.py"
 

@@ -402,3 +402,33 @@ rule di_detection:
         ),
     script:
         "../scripts/di_detection.py"
+
+
+# Runs last: fails the run (after the tables are written) when an MI estimate of the
+# dataset-inference stage failed, unless allow_failures: true (as check_failures does for
+# the synthetic benchmark; the same script and switch).
+rule check_inference_failures:
+    input:
+        failures=f"{DI}/mi.parquet",
+        outputs=expand(
+            f"{RESULTS}/tables/{{table}}.{{ext}}",
+            table=DI_TABLES,
+            ext=["parquet", "csv", "md"],
+        ),
+    output:
+        f"{RESULTS}/checks/inference.ok",
+    log:
+        f"{RESULTS}/logs/check_inference_failures.log",
+    benchmark:
+        f"{BENCHMARKS}/check_inference_failures/inference.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        allow_failures=config.get("allow_failures", False),
+        table=f"{DI}/mi.parquet",
+    script:
+        "../scripts/check_failures.py"

@@ -141,6 +141,7 @@ DI_DETECTION_TABLES = ["di_verdicts", "di_detection"]
 
 
 def inference_targets():
+    """The dataset-inference tables and figures and, last, the stage's failure check."""
     tables = DI_TABLES + (DI_DETECTION_TABLES if DET else [])
     figures = (
         expand(f"{RESULTS}/figures/di_detection.{{ext}}", ext=["png", "pdf"])
@@ -154,6 +155,7 @@ def inference_targets():
             ext=["parquet", "csv", "md"],
         )
         + figures
+        + [f"{RESULTS}/checks/inference.ok"]
     )
 
 

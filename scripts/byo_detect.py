@@ -5,7 +5,7 @@ from mipipe.log import log_to
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     i, p, o = snakemake.input, snakemake.params, snakemake.output  # noqa: F821
-    df = detect_stage(i.victim, dict(zip(p.suspects, i.suspects)), list(i.random),
-                      {"parquet": o.parquet, "csv": o.csv, "md": o.md}, alpha=p.alpha,
-                      direction=p.direction, seed=p.seed, gmm=p.gmm, mi=p.mi)
+    df = detect_stage(i.victim, dict(zip(p.suspects, i.suspects)), dict(zip(p.randoms, i.random)),
+                      {"parquet": o.parquet, "csv": o.csv, "md": o.md}, seed=p.seed,
+                      **p.detection)
     log.info("\n%s", df[["suspect", "detector", "statistic", "p_value", "verdict"]].to_string())

@@ -12,7 +12,7 @@ from torch import nn
 from mipipe.config import ConfigError, check_config, check_keys, validate_schema
 from mipipe.inference.byo import (ByoError, build_torchvision, embed, load_encoder,
                                   load_images, random_like, read_state_dict)
-from mipipe.ssl import CheckpointError, build_encoder, extract_features, save_checkpoint
+from mipipe.inference import CheckpointError, build_encoder, extract_features, save_checkpoint
 
 RNG = np.random.default_rng(0)
 
@@ -276,7 +276,7 @@ def test_config_errors_name_the_key(tmp_path, change, message):
 
 
 def test_example_files_are_the_default_runs_digits(tmp_path):
-    from mipipe.data import load_images as load_split
+    from mipipe.inference.data import load_images as load_split
     from mipipe.inference.byo_example import write_example
 
     paths = write_example(tmp_path, members=(5, 25))

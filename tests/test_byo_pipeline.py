@@ -12,10 +12,10 @@ import yaml
 from PIL import Image
 
 from mipipe.inference.byo import build_torchvision, embed, load_encoder, load_images
-from mipipe.inference.byo_detect import read_sets, split_members
+from mipipe.inference.byo_detect import member_order, read_sets
 from mipipe.inference.detectors import gmm_test, linear_cka
 from mipipe.io import read_parquet
-from mipipe.ssl import build_encoder, save_checkpoint
+from mipipe.inference import build_encoder, save_checkpoint
 
 from conftest import snakemake
 
@@ -53,9 +53,9 @@ def _write_inputs(work):
                          "resnet": {**RESNET, "state_dict": "resnet18.pt"}},
             "members": {"path": "members"},
             "public": {"path": "public.npz", "layout": "NHW"},
-            "random_seeds": [0],
+            "random_seeds": [0, 1],
             "gmm": {"n_components": 2},
-            "mi": {"n_subsets": 10},
+            "mi_gap": {"n_subsets": 10},
             "device": "cpu",
         }
     }
@@ -78,28 +78,31 @@ def test_only_the_detection_stages_run(byo_run):
     assert (res / "checks" / "byo.ok").exists()
     assert not (res / "samples").exists() and not (res / "inference").exists()
     assert sorted(p.stem for p in (res / "byo" / "embeddings").iterdir()) == [
-        "copy", "other", "random_seed0", "resnet", "victim"]
+        "copy", "other", "random_seed0", "random_seed1", "resnet", "victim"]
 
 
 def test_verdicts_match_the_detectors_on_the_loaded_files(byo_run):
     work, byo = byo_run
     df = read_parquet(work / "results" / "tables" / "byo_verdicts.parquet")
-    gmm = df[df["detector"] == "gmm_test"].set_index("suspect")
+    assert list(dict.fromkeys(df["suspect"])) == ["victim", "copy", "other", "resnet",
+                                                  "random_seed0", "random_seed1"]
+    gmm = df[df["detector"] == "gmm"].set_index("suspect")
     # the positive control: members darker than public -> a strong two-sided signal
     control = gmm.loc["victim"]
-    assert control["role"] == "positive control" and control["alternative"] == "two-sided"
+    assert control["role"] == "victim" and control["alternative"] == "two-sided"
     assert control["p_value"] < 1e-3 and control["verdict"] == "stolen"
     alt = "greater" if control["statistic"] > 0 else "less"
     assert (gmm.drop(index="victim")["alternative"] == alt).all()
-    assert gmm.loc["copy", "direction_reason"].startswith("positive control")
+    assert gmm.loc["copy", "direction_source"].startswith("positive control")
     # a copy has the victim's representations: the same statistic, p halved (one-sided)
     assert gmm.loc["copy", "statistic"] == control["statistic"]
     assert gmm.loc["copy", "p_value"] == pytest.approx(control["p_value"] / 2, rel=1e-9)
     # an independent computation from the user's files, outside Snakemake
     members, _ = load_images({"path": str(work / "members")})
     public, _ = load_images({"path": str(work / "public.npz"), "layout": "NHW"})
-    fit, test = split_members(N_MEMBERS, 0)
-    assert len(fit) == 20 and len(test) == 20 and not set(fit) & set(test)
+    order = member_order(N_MEMBERS, 0)
+    assert sorted(order) == list(range(N_MEMBERS)) and list(order) != sorted(order)
+    assert (df["n_fit"] == 20).all() and (df["n_members"] == 20).all()
     for name, spec in byo["suspects"].items():
         spec = {k: (str(work / v) if k in ("checkpoint", "state_dict") else v)
                 for k, v in spec.items()}
@@ -107,7 +110,8 @@ def test_verdicts_match_the_detectors_on_the_loaded_files(byo_run):
         z_m, z_p = embed(enc, members), embed(enc, public)
         sets = read_sets(work / "results" / "byo" / "embeddings" / f"{name}.parquet")
         np.testing.assert_array_equal(sets["members"], z_m)
-        ref = gmm_test(z_m[fit], z_m[test], z_p, n_components=2, alternative=alt, seed=0)
+        m = z_m[order]
+        ref = gmm_test(m[:20], m[20:], z_p, n_components=2, alternative=alt, seed=0)
         assert gmm.loc[name, "statistic"] == pytest.approx(ref.statistic, rel=1e-9)
         assert gmm.loc[name, "p_value"] == pytest.approx(ref.p_value, rel=1e-9)
         assert gmm.loc[name, "verdict"] == ref.verdict
@@ -117,24 +121,23 @@ def test_similarity_and_mi_rows(byo_run):
     work, _ = byo_run
     df = read_parquet(work / "results" / "tables" / "byo_verdicts.parquet")
     rows = df.set_index(["suspect", "detector"])
-    assert set(df["detector"]) == {"gmm_test", "mi_score", "linear_cka", "cosine", "l2"}
+    assert set(df["detector"]) == {"gmm", "mi_gap", "linear_cka", "cosine", "l2"}
     assert rows.loc[("copy", "linear_cka"), "statistic"] == pytest.approx(1.0)
     assert rows.loc[("copy", "cosine"), "statistic"] == pytest.approx(1.0)
     assert rows.loc[("copy", "l2"), "statistic"] == pytest.approx(0.0, abs=1e-12)
-    # the MI score of a copy is 1 on both sets: no gap
-    mi = rows.loc[("copy", "mi_score")]
-    assert mi["members_value"] == pytest.approx(1.0) and mi["public_value"] == pytest.approx(1.0)
+    assert rows.loc[("copy", "linear_cka"), "verdict"] == "similar"
+    # the MI score of a copy is 1 on both sets: no gap, nothing flagged
+    mi = rows.loc[("copy", "mi_gap")]
     assert mi["statistic"] == pytest.approx(0.0, abs=1e-12) and mi["verdict"] == "inconclusive"
-    # a 512-d ResNet against a 8-d victim: CKA is defined, cosine and L2 are not
+    # a 512-d ResNet against an 8-d victim: CKA is defined, cosine and L2 are not
     assert rows.loc[("resnet", "cosine"), "status"] == "skipped"
     assert "victim 8, suspect 512" in rows.loc[("resnet", "cosine"), "error"]
-    z_v = read_sets(work / "results" / "byo" / "embeddings" / "victim.parquet")["members"]
-    z_r = read_sets(work / "results" / "byo" / "embeddings" / "resnet.parquet")["members"]
-    _, test = split_members(N_MEMBERS, 0)
+    z_v = read_sets(work / "results" / "byo" / "embeddings" / "victim.parquet")["public"]
+    z_r = read_sets(work / "results" / "byo" / "embeddings" / "resnet.parquet")["public"]
     assert rows.loc[("resnet", "linear_cka"), "statistic"] == pytest.approx(
-        linear_cka(z_v[test], z_r[test]), rel=1e-12)
+        linear_cka(z_v, z_r), rel=1e-12)
     sim = df[df["kind"] == "similarity"]
-    assert (sim["verdict"] == "n/a: similarity, not a test").all() and sim["p_value"].isna().all()
+    assert sim["p_value"].isna().all() and set(sim["verdict"]) <= {"similar", "dissimilar", "n/a"}
     assert set(df["status"]) <= {"ok", "skipped"}
 
 

@@ -335,3 +335,18 @@ def test_one_norm_parser_for_every_stage(p, expected):
     cfg = yaml.safe_load(INFERENCE_TINY.read_text())
     cfg["inference"]["mi"]["p"] = p
     check_config(cfg)
+
+
+def test_the_mi_stage_reads_the_max_norm_from_a_config_string():
+    """inference.mi.p: ".inf" (issue 12: float(".inf") failed all 18 MI rows): the MI rows
+    equal those of p = inf."""
+    from mipipe.inference.mi import pair_mi
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(40, 3)).astype(np.float32)
+    w = (z + rng.normal(size=(40, 3))).astype(np.float32)
+    kw = dict(reference="v", other="o", role="stolen", seed=0, n_values=[40])
+    mi = {"estimator": "knn", "k": 1, "n_permutations": 3, "seed": 0}
+    (text,) = pair_mi(z, w, mi={**mi, "p": ".inf"}, **kw)
+    (num,) = pair_mi(z, w, mi={**mi, "p": math.inf}, **kw)
+    assert text["status"] == "ok" and text["mi_nats"] == num["mi_nats"]

@@ -191,3 +191,14 @@ def test_latent_mi_recovers_low_dimensional_shared_structure():
     assert res.zx.shape == (n, 2) and 0 <= res.best_epoch < len(res.trace)
     with pytest.raises(ValueError, match="validation_split"):
         latent_mi(x, y, validation_split=1.0)
+
+
+def test_embedding_mi_accepts_ksliced_and_latent():
+    from mipipe.inference.mi import _prepare_pair, embedding_mi
+
+    z, w = correlated(300, 16, 0.8, 9)
+    a, b = _prepare_pair(z, w, True, True)
+    got = embedding_mi(z, w, estimator="ksliced", k=3, n_slices=4, seed=2)
+    assert got == ksliced_mi(a, b, k=3, p=2.0, n_slices=4, seed=2)
+    with pytest.raises(ValueError, match="unknown estimator option"):
+        embedding_mi(z, w, estimator="latent", hiddn=3)

@@ -18,6 +18,7 @@ import yaml
 
 from .inference.data import CHANNELS, SPLITS
 from .synthetic.experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
+from .synthetic.scalable import SCALABLE_ESTIMATORS
 
 SCHEMA_PATH = Path(str(resources.files("mipipe") / "schemas" / "config.schema.yaml"))
 FAMILY_PARAMS = {"linear": "alpha", "gaussian_beta": "beta"}
@@ -90,7 +91,8 @@ def check_config(config: dict) -> None:
 
     * each dataset has the parameter its family needs (alpha for linear, beta for
       gaussian_beta) and noise_dims < d;
-    * each experiment names a defined dataset; its n values do not exceed the dataset's n,
+    * each experiment names a defined dataset (a ``sweep: task`` experiment, known task ids
+      instead, mipipe.tasks.TASKS); its n values do not exceed the dataset's n,
       its D values do not exceed d; k is below the smallest n.
     * experiment-level nearest-neighbour keys (k, p, correction, eps) need a
       nearest-neighbour estimator in the experiment, neural keys (hidden, lr, epochs,
@@ -134,6 +136,9 @@ def check_config(config: dict) -> None:
                 f"{name[: -len(CONVERGENCE_SUFFIX)]!r}; choose another name"
             )
         _check_families(ex, where)
+        if ex["sweep"] == "task":
+            _check_tasks(ex, where)
+            continue
         ds_name = ex["dataset"]
         if ds_name not in datasets:
             raise ConfigError(
@@ -149,6 +154,9 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{where}/D: {D} exceeds dataset {ds_name!r}'s d = {ds['d']}")
         for est, spec in ex["estimators"].items():
             spec = spec or {}
+            if est in SCALABLE_ESTIMATORS:
+                _check_scalable(est, spec, n_values, f"{where}/estimators/{est}")
+                continue
             if est in NEURAL_ESTIMATORS:
                 continue
             ks = spec.get("k", ex.get("k", [1]))
@@ -162,18 +170,57 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{where}/estimators/{est}/p: the same norm is listed twice: {norms}")
 
 
+def _check_tasks(ex: dict, where: str) -> None:
+    """A task sweep: every id is one of mipipe.tasks.TASKS; k below the smallest n."""
+    from .synthetic.tasks import TASKS
+
+    for i, task_id in enumerate(ex["tasks"]):
+        if task_id not in TASKS:
+            close = difflib.get_close_matches(task_id, list(TASKS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else " (see mipipe.tasks.TASKS)"
+            raise ConfigError(f"{where}/tasks/{i}: unknown task id {task_id!r}{hint}")
+    n_min = min(ex["n"])
+    for est, spec in ex["estimators"].items():
+        if est in NEURAL_ESTIMATORS:
+            continue
+        ks = (spec or {}).get("k", ex.get("k", [1]))
+        if max(ks) >= n_min:
+            raise ConfigError(
+                f"{where}/estimators/{est}/k: k = {max(ks)} must be < the smallest n = {n_min} "
+                f"(the k-th neighbour needs n > k)"
+            )
+
+
+def _check_scalable(est: str, spec: dict, n_values, where: str) -> None:
+    """Options of cca/sliced/ksliced/latent: integers where the schema says so (YAML's 3.0
+    passes "integer"), KSG's k below the smallest n, latent's validation half big enough."""
+    for key in ("n_slices", "k", "dim", "latent_dim", "epochs", "patience", "batch_size"):
+        if key in spec and not _is_int(spec[key]):
+            raise ConfigError(f"{where}/{key}: must be an integer, got {spec[key]!r}")
+    if "width" in spec and spec["width"] is not None and not _is_int(spec["width"]):
+        raise ConfigError(f"{where}/width: must be an integer or null, got {spec['width']!r}")
+    k = spec.get("k", 3 if est in ("sliced", "ksliced", "latent") else 0)
+    need = 2 * (k + 1) if est == "latent" else k + 1  # latent: KSG on the validation half
+    if min(n_values) < need:
+        raise ConfigError(
+            f"{where}: the smallest n = {min(n_values)} is too small for {est} (needs n >= "
+            f"{need}: k = {k} neighbours{' on the validation half' if est == 'latent' else ''})"
+        )
+
+
 def _check_families(ex: dict, where: str) -> None:
     """Experiment-level keys must be used by some estimator of their family."""
     names = list(ex["estimators"])
     neural = [e for e in names if e in NEURAL_ESTIMATORS]
-    nn = [e for e in names if e not in NEURAL_ESTIMATORS]
-    if ex["sweep"] == "eps" and neural:
+    scalable = [e for e in names if e in SCALABLE_ESTIMATORS]
+    nn = [e for e in names if e not in NEURAL_ESTIMATORS and e not in SCALABLE_ESTIMATORS]
+    if ex["sweep"] == "eps" and (neural or scalable):
         raise ConfigError(
-            f"{where}/estimators: an eps sweep varies a nearest-neighbour tolerance; the neural "
-            f"estimator(s) {neural} have no eps (move them to an n or D sweep)"
+            f"{where}/estimators: an eps sweep varies a nearest-neighbour tolerance; the "
+            f"estimator(s) {neural + scalable} have no eps (move them to an n or D sweep)"
         )
     for keys, family, have in ((NN_EXPERIMENT_KEYS, "nearest-neighbour (knn, ksg1, ksg2)", nn),
-                               (NEURAL_EXPERIMENT_KEYS, "neural (mine, infonce, nwj)", neural)):
+                               (NEURAL_EXPERIMENT_KEYS, "neural (mine, infonce, nwj, smile, club)", neural)):
         unused = [k for k in keys if k in ex]
         if unused and not have:
             raise ConfigError(
@@ -198,7 +245,8 @@ def _check_numbers(config: dict) -> None:
         for i, seed in enumerate(ex.get("seeds", [])):
             if not _is_int(seed):
                 raise ConfigError(f"experiments/{name}/seeds/{i}: a seed must be an integer, got {seed!r}")
-        specs = [("", ex)] + [(f"/estimators/{e}", s or {}) for e, s in ex["estimators"].items()]
+        specs = [("", ex)] + [(f"/estimators/{e}", s or {}) for e, s in ex["estimators"].items()
+                              if e not in SCALABLE_ESTIMATORS]  # single values: _check_scalable
         for sub, spec in specs:
             for key in ("n", "D", "k", "hidden", "epochs", "batch_size"):
                 for v in spec.get(key, []):

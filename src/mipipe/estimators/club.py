@@ -165,7 +165,8 @@ def _fit(x, y, *, hidden, lr, epochs, batch_size, seed, device, shuffle, holdout
                         hlo, hhi = hold_spans[len(rows) % len(hold_spans)]
                         held = float(q.bound(xh[hlo:hhi], yh[hlo:hhi]))
                 loss = -q.log_likelihood(xb, yb)
-                _check_step("club", len(rows), epoch, bi, est, float(loss.detach()), held)
+                _check_step("club", len(rows), epoch, bi, est, float(loss.detach()),
+                            held if holdout > 0 else 0.0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -6,7 +6,7 @@ Snakemake:
 * :func:`load_images` -- an image set from a directory in torchvision's ``ImageFolder``
   layout (``root/<class>/<image>.png``) or an ``.npz`` of uint8 arrays, as uint8
   ``(N, C, H, W)``;
-* :func:`load_encoder` -- a mipipe checkpoint (:func:`mipipe.ssl.load_checkpoint`) or a
+* :func:`load_encoder` -- a mipipe checkpoint (:func:`mipipe.inference.load_checkpoint`) or a
   torchvision architecture name plus a plain state-dict file, both loaded with
   ``torch.load(..., weights_only=True)`` and ``load_state_dict(strict=True)``;
 * :func:`random_like` -- the same architecture, untrained and seeded (the MI score's I_min);
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..ssl.checkpoints import CheckpointError, load_checkpoint, load_state_strict
+from .checkpoints import CheckpointError, load_checkpoint, load_state_strict
 
 LAYOUTS = ("NHWC", "NCHW", "NHW")
 # torchvision attribute that holds the classifier, in the order tried: ResNets, VGG/
@@ -257,6 +257,15 @@ def build_torchvision(arch: str, *, num_classes: int = 1000, in_channels: int = 
     return net
 
 
+def _torchvision_net(spec: dict, where: str) -> tuple[nn.Module, str | None]:
+    """The untrained torchvision model of an {arch, num_classes?, in_channels?, cifar_stem?}
+    spec and the name of its classifier attribute (None if it has none)."""
+    net = build_torchvision(spec["arch"], num_classes=spec.get("num_classes", 1000),
+                            in_channels=int(spec.get("in_channels", 3)),
+                            cifar_stem=bool(spec.get("cifar_stem", False)), where=where)
+    return net, _classifier_attr(net)
+
+
 def _classifier_attr(net: nn.Module) -> str | None:
     for attr in CLASSIFIER_ATTRS:
         if isinstance(getattr(net, attr, None), nn.Module):
@@ -343,10 +352,7 @@ def load_encoder(spec: dict, where: str = "encoder", device="cpu") -> Encoder:
                            f"torch.save(model.state_dict(), path))")
         path = Path(spec["state_dict"])
         state = read_state_dict(path, where)
-        net = build_torchvision(spec["arch"], num_classes=spec.get("num_classes", 1000),
-                                in_channels=int(spec.get("in_channels", 3)),
-                                cifar_stem=bool(spec.get("cifar_stem", False)), where=where)
-        attr = _classifier_attr(net)
+        net, attr = _torchvision_net(spec, where)
         if attr and not any(k.startswith(f"{attr}.") for k in state):
             setattr(net, attr, nn.Identity())  # a backbone saved without its classifier
         load_state_strict(net, state, f"{where}/state_dict: {path}")
@@ -371,16 +377,13 @@ def random_like(spec: dict, seed: int, where: str = "victim") -> Encoder:
     score's I_min (thesis section 5.3)."""
     torch.manual_seed(int(seed))
     if "checkpoint" in spec:
-        from ..ssl.encoders import build_encoder
+        from .encoders import build_encoder
 
         payload = torch.load(spec["checkpoint"], map_location="cpu", weights_only=True)
         net = build_encoder(payload["encoder_spec"])
         description = f"random {payload['encoder_spec'].get('arch')} (seed {seed})"
     else:
-        net = build_torchvision(spec["arch"], num_classes=spec.get("num_classes", 1000),
-                                in_channels=int(spec.get("in_channels", 3)),
-                                cifar_stem=bool(spec.get("cifar_stem", False)), where=where)
-        attr = _classifier_attr(net)
+        net, attr = _torchvision_net(spec, where)
         if attr:
             setattr(net, attr, nn.Identity())
         description = f"random torchvision {spec['arch']} (seed {seed})"
@@ -421,7 +424,7 @@ def embed(encoder: nn.Module, images: torch.Tensor, *, batch_size: int = 256,
 
 def images_stage(spec: dict, out_path, *, where: str) -> dict:
     """:func:`load_images` -> a ``torch.save`` of plain tensors ``{images, labels}`` at
-    ``out_path`` (atomic; read back with :func:`mipipe.ssl.stages.load_source`).
+    ``out_path`` (atomic; read back with :func:`mipipe.inference.stages.load_source`).
 
     Returns {n, shape} for the log.
     """
@@ -446,8 +449,8 @@ def embed_stage(spec: dict, members_path, public_path, out_path, *, where: str,
     import pandas as pd
 
     from ..io import write_parquet
-    from ..ssl.stages import load_source
-    from ..ssl.train import resolve_device
+    from .stages import load_source
+    from .training import resolve_device
 
     torch.set_num_threads(max(int(threads), 1))
     dev = resolve_device(device)

@@ -4,7 +4,7 @@
 scikit-learn's digits as the default run splits them (``mipipe.data``, seed 0):
 
 * ``DIR/members/<digit>/<row>.png`` -- the default victim's private training images (train
-  rows 0-719, ``inference.victim.data`` of config.yaml) as an ``ImageFolder`` directory;
+  rows 0-359, ``inference.victim.data`` of config.yaml) as an ``ImageFolder`` directory;
 * ``DIR/public.npz`` -- the 359 test images, never trained on: ``images`` uint8 ``(N, 8, 8)``
   (layout NHW) and ``labels``;
 * ``DIR/resnet18_untrained.pt`` -- the state dict of an untrained torchvision ResNet18 for
@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 
-def write_example(root="data/byo", *, members=(0, 720), seed: int = 0) -> dict:
+def write_example(root="data/byo", *, members=(0, 360), seed: int = 0) -> dict:
     """Write the example files under ``root``; returns {members, public, state_dict} paths."""
     import torch
     from PIL import Image
 
-    from ..data import load_images
+    from .data import load_images
     from .byo import build_torchvision
 
     root = Path(root)

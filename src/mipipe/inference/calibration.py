@@ -45,6 +45,9 @@ _HIGHER_IS_SIMILAR = {"linear_cka": True, "cosine": True, "l2": False}
 _SIMILARITY_FN = {"linear_cka": linear_cka, "cosine": centred_cosine_similarity,
                   "l2": centred_l2_distance}
 ROLES = ("victim", "stolen", "independent", "random")
+# roles detection_verdicts accepts: also "suspect", an encoder of unknown role (bring your
+# own encoders; left out of the calibration summary and figure)
+VERDICT_ROLES = ROLES + ("suspect",)
 
 VERDICT_COLUMNS = ["encoder", "role", "head", "seed", "detector", "kind", "statistic",
                    "p_value", "threshold", "alternative", "direction_source", "verdict",
@@ -107,9 +110,9 @@ def detection_verdicts(reps: dict, target: str, *, alpha: float = 0.05,
         raise ValueError(f"unknown detector(s) {unknown}; known: {list(DETECTORS)}")
     if target not in reps:
         raise ValueError(f"target victim {target!r} has no representations")
-    bad = {name: r["role"] for name, r in reps.items() if r["role"] not in ROLES}
+    bad = {name: r["role"] for name, r in reps.items() if r["role"] not in VERDICT_ROLES}
     if bad:
-        raise ValueError(f"unknown role(s) {bad}; known: {list(ROLES)}")
+        raise ValueError(f"unknown role(s) {bad}; known: {list(VERDICT_ROLES)}")
     randoms = [name for name, r in reps.items() if r["role"] == "random"]
     if "mi_gap" in detectors and not randoms:
         raise ValueError("the MI-score gap needs at least one encoder with role 'random'")

@@ -54,7 +54,7 @@ __all__ = [
     "score_table",
 ]
 
-ESTIMATORS = ("knn", "ksg", "ksg1", "ksg2")
+ESTIMATORS = ("knn", "ksg", "ksg1", "ksg2", "ksliced", "latent")
 PSI_TERMS = ("digamma", "log", "code")
 
 # the fast permutation null keeps two n x n float64 distance matrices up to this size
@@ -150,8 +150,19 @@ def _check_estimator(estimator: str, kw: dict) -> tuple:
         kw = {**kw, "variant": int(estimator[-1])}
     elif estimator == "knn" and "variant" in kw:
         raise ValueError("'variant' applies to the KSG estimator, not to estimator='knn'")
-    fn = ksg_mi if estimator.startswith("ksg") else knn_mi
-    allowed = set(inspect.signature(fn).parameters) - {"x", "y", "k", "p"}
+    if estimator in ("ksliced", "latent"):  # issue 14: k-sliced MI, latent MI
+        from .. import estimators
+
+        lib = estimators.ksliced_mi if estimator == "ksliced" else estimators.latent_mi
+        allowed = set(inspect.signature(lib).parameters) - {"x", "y", "k", "p", "return_slices"}
+
+        def fn(x, y, k, p, **opts):
+            if estimator == "ksliced":
+                return lib(x, y, k=k, p=p, **opts)
+            return lib(x, y, k=k, **opts).estimate  # latent: KSG1 with the max norm
+    else:
+        fn = ksg_mi if estimator.startswith("ksg") else knn_mi
+        allowed = set(inspect.signature(fn).parameters) - {"x", "y", "k", "p"}
     unknown = sorted(set(kw) - allowed)
     if unknown:
         raise ValueError(
@@ -218,8 +229,10 @@ def embedding_mi(z_ref, z_other, *, estimator: str = "knn", k: int = 1, p: float
     z_other : (N, d_other) real array, the other encoder's embeddings of the same images,
         same row order.
     estimator : "knn" (default; :func:`mipipe.estimators.knn_mi`, thesis Definition 3.2),
-        "ksg" (:func:`mipipe.estimators.ksg_mi`, ``variant`` from kw, default 1), "ksg1"
-        or "ksg2".
+        "ksg" (:func:`mipipe.estimators.ksg_mi`, ``variant`` from kw, default 1), "ksg1",
+        "ksg2", "ksliced" (:func:`mipipe.estimators.ksliced_mi`: k-sliced MI, not I(X; Y);
+        kw e.g. dim, n_slices, seed) or "latent" (:func:`mipipe.estimators.latent_mi`, p
+        ignored: KSG1 with the max norm on the latents; kw e.g. latent_dim, width, epochs).
     k : neighbours (the thesis: 1). p : norm (the thesis: 2, Euclidean).
     normalise : apply :func:`normalise_embeddings` to each matrix (the thesis's recipe).
     drop_constant : drop constant dimensions first (:func:`drop_constant_columns`); the
@@ -481,7 +494,7 @@ def pair_mi(z_ref, z_other, *, reference, other, role, seed, n_values, mi) -> li
             res = permutation_test(z_ref[:n], z_other[:n],
                                    n_permutations=int(mi["n_permutations"]),
                                    seed=int(mi["seed"]), estimator=mi["estimator"],
-                                   k=int(mi["k"]), p=float(mi["p"]))
+                                   k=int(mi["k"]), p=v.check_p(mi["p"], "inference/mi/p"))
             rec.update(mi_nats=res.mi, p_value=res.p_value,
                        null_mean_nats=float(np.mean(res.null)),
                        null_sd_nats=float(np.std(res.null, ddof=1)) if len(res.null) > 1 else math.nan,
