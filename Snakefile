@@ -35,12 +35,21 @@ if "inference" in config:
 
 DI_TARGETS = inference_targets() if "inference" in config else []
 
+# Bring your own encoders: only the detection stages, on a user's checkpoints and images.
+if "bring_your_own" in config:
+
+    include: "rules/byo.smk"
+
+
+BYO_TARGETS = byo_targets() if "bring_your_own" in config else []
+
 
 rule all:
     default_target: True
     input:
         synthetic_targets(),
         DI_TARGETS,
+        BYO_TARGETS,
 
 
 # Named target: every synthetic table and figure (Figures 2-11, the eps and failure tables),
@@ -55,3 +64,9 @@ rule synthetic:
 rule inference:
     input:
         DI_TARGETS,
+
+
+# Named target: the bring-your-own verdict table (config section bring_your_own).
+rule byo:
+    input:
+        BYO_TARGETS,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed of the dataset-inference MI (mipipe.dataset_inference) at the thesis's scale.
+"""Speed of the dataset-inference MI (mipipe.inference.mi) at the thesis's scale.
 
 For N images embedded in d = 512 dimensions by two encoders (Gaussian stand-ins: z_ref, and
 z_other = z_ref rotated plus noise), it times
@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from mipipe.dataset_inference import (
+from mipipe.inference.mi import (
     embedding_mi,
     mi_max_closed_form,
     permutation_test,

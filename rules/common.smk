@@ -2,7 +2,8 @@
 import math
 import re
 
-from mipipe.experiments import (
+from mipipe.synthetic.scalable import SCALABLE_ESTIMATORS
+from mipipe.synthetic.experiments import (
     NEURAL_ESTIMATORS,
     NN_ESTIMATORS,
     estimator_grid,
@@ -11,25 +12,57 @@ from mipipe.experiments import (
 )
 
 RESULTS = "results"
-SEEDS = config["seeds"]
-EXPERIMENTS = config["experiments"]
-DATASETS = config["datasets"]
-# regex of the configured experiment names (a wildcard constraint)
-EXPERIMENT_NAMES = "|".join(re.escape(name) for name in EXPERIMENTS)
+# a bring_your_own config may have no synthetic stage: no seeds, datasets or experiments
+SEEDS = config.get("seeds", [])
+EXPERIMENTS = config.get("experiments", {})
+DATASETS = config.get("datasets", {})
+# regex of the configured experiment names (a wildcard constraint; matches nothing if none)
+EXPERIMENT_NAMES = "|".join(re.escape(name) for name in EXPERIMENTS) or "(?!)"
 
 
 def neural_experiments():
-    """Experiments with a neural estimator: they get traces and a convergence figure."""
+    """Experiments with a neural estimator: they get traces and a convergence figure (a
+    task sweep's neural jobs write traces too, but its figure is the heat map only)."""
     return [
         name
         for name, ex in EXPERIMENTS.items()
-        if any(is_neural(e) for e in ex["estimators"])
+        if any(is_neural(e) for e in ex["estimators"]) and not is_task_sweep(name)
     ]
+
+
+def is_task_sweep(experiment):
+    """A `sweep: task` experiment: bmi's tasks (mipipe.tasks) instead of a dataset."""
+    return EXPERIMENTS[experiment]["sweep"] == "task"
+
+
+def task_experiments():
+    return [name for name in EXPERIMENTS if is_task_sweep(name)]
+
+
+# every task any task sweep uses, and the rows its cached samples need (the largest n)
+TASK_N = {}
+for _name in task_experiments():
+    for _task in EXPERIMENTS[_name]["tasks"]:
+        TASK_N[_task] = max(TASK_N.get(_task, 0), *EXPERIMENTS[_name]["n"])
+TASK_NAMES = "|".join(re.escape(t) for t in TASK_N) or "(?!)"
+
+
+def task_sample_file(task, seed):
+    return f"{RESULTS}/samples/tasks/{task}/seed{seed}.parquet"
+
+
+def estimate_inputs(wildcards):
+    """An estimate job's samples: its dataset's (named `sample`), or one per task (`tasks`)."""
+    ex = EXPERIMENTS[wildcards.experiment]
+    if is_task_sweep(wildcards.experiment):
+        return {"tasks": [task_sample_file(t, wildcards.seed) for t in ex["tasks"]]}
+    return {"sample": f"{RESULTS}/samples/{ex['dataset']}/seed{wildcards.seed}.parquet"}
 
 
 # regexes of the estimator families and of the experiments with neural estimators
 NN_NAMES = "|".join(NN_ESTIMATORS)
 NEURAL_NAMES = "|".join(NEURAL_ESTIMATORS)
+SCALABLE_NAMES = "|".join(SCALABLE_ESTIMATORS)
 NEURAL_EXPERIMENT_NAMES = (
     "|".join(re.escape(name) for name in neural_experiments()) or "(?!)"
 )
@@ -59,8 +92,19 @@ def dataset_params(wildcards):
 def estimate_params(wildcards):
     """Everything that determines one estimate job's rows: editing any of it reruns it."""
     ex = EXPERIMENTS[wildcards.experiment]
+    if is_task_sweep(wildcards.experiment):
+        return {
+            "grid": estimator_grid(ex, wildcards.estimator),
+            "n": ex["n"],
+            "tasks": ex["tasks"],
+            "standardise": ex.get("standardise", True),
+            "labels": {"experiment": wildcards.experiment, "seed": int(wildcards.seed)},
+        }
     ds = experiment_dataset(wildcards.experiment)
+    # standardise only when set, so that existing experiments' parameters (and jobs) stay
+    extra = {"standardise": ex["standardise"]} if "standardise" in ex else {}
     return {
+        **extra,
         "grid": estimator_grid(ex, wildcards.estimator),
         "n": ex.get("n", [ds["n"]]),
         "D": ex.get("D", [ds["d"]]),
@@ -110,7 +154,10 @@ def all_estimate_files():
 
 
 def synthetic_targets():
-    """Every synthetic table and figure, the failure table, and the failure check (last)."""
+    """Every synthetic table and figure, the failure table, and the failure check (last);
+    nothing when the config has no experiments (a bring_your_own-only config)."""
+    if not EXPERIMENTS:
+        return []
     return (
         synthetic_outputs()
         + [f"{RESULTS}/tables/failures.{ext}" for ext in ("parquet", "csv", "md")]
@@ -160,11 +207,21 @@ def estimate_runtime(wildcards, threads, attempt):
     grid_points = grid_size(run["grid"])
     seconds = 30.0
     for n in run["n"]:
-        for D in run["D"]:
+        for D in run_dims(run):
             seconds += (
                 grid_points * 2.0 * (n / 1e4) ** 2 * (D / 10) * 2 / max(threads, 1)
             )
     return attempt * max(10, math.ceil(2 * seconds / 60))
+
+
+def run_dims(run):
+    """The D of each estimate's sample for the runtime budgets: the swept D values, or a
+    task's mean width (dim_x + dim_y) / 2, once per task."""
+    if "tasks" in run:
+        from mipipe.tasks import get_task
+
+        return [(get_task(t).dim_x + get_task(t).dim_y) / 2 for t in run["tasks"]]
+    return run["D"]
 
 
 # per-step cost of a neural training step on the CPU (seconds, 2 threads): a fixed overhead
@@ -187,7 +244,7 @@ def neural_runtime(wildcards, threads, attempt):
     pairs = wildcards.estimator == "infonce"
     seconds = 30.0
     for n in run["n"]:
-        for D in run["D"]:
+        for D in run_dims(run):
             for h in grid["hidden"]:
                 for b in grid["batch_size"]:
                     b = min(b, n)
@@ -206,7 +263,12 @@ def neural_runtime(wildcards, threads, attempt):
 # Report (snakemake --report): labels shown next to each figure and table. They are
 # evaluated only when the report is built, never when jobs run.
 
-SWEEP_NAMES = {"n": "sample size n", "D": "dimension D", "eps": "tolerance eps"}
+SWEEP_NAMES = {
+    "n": "sample size n",
+    "D": "dimension D",
+    "eps": "tolerance eps",
+    "task": "benchmark tasks",
+}
 
 
 def sweep_name(wildcards):
@@ -218,6 +280,9 @@ def true_mi_label(table):
     import pandas as pd
 
     df = pd.read_parquet(table, columns=["dataset", "D", "true_mi_nats"])
+    if table_is_task_sweep(table):
+        truth = df.groupby("dataset")["true_mi_nats"].first()
+        return f"{truth.min():.4f} to {truth.max():.4f} ({len(truth)} tasks)"
     parts = []
     for name, grp in df.groupby("dataset", sort=True):
         by_d = grp.groupby("D")["true_mi_nats"].first().sort_index()
@@ -232,13 +297,23 @@ def true_mi_label(table):
     return "; ".join(parts)
 
 
+def table_is_task_sweep(table):
+    """Whether a result table holds task-sweep rows (a non-null `task` column)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if "task" not in pq.read_schema(table).names:
+        return False
+    return bool(pd.read_parquet(table, columns=["task"])["task"].notna().any())
+
+
 def experiment_labels(fmt, table):
     """Report labels of one experiment's figure or table; `table` names its parquet file."""
 
     def labels(wildcards, input, output):
         return {
             "experiment": wildcards.experiment,
-            "dataset": EXPERIMENTS[wildcards.experiment]["dataset"],
+            "dataset": EXPERIMENTS[wildcards.experiment].get("dataset", "bmi tasks"),
             "true MI (nats)": true_mi_label(
                 input[0] if table == "input" else output.parquet
             ),
@@ -270,3 +345,26 @@ def eps_table_labels(wildcards, output):
         "true MI (nats)": true_mi_label(output.parquet),
         "format": "CSV",
     }
+
+
+def scalable_runtime(wildcards, threads, attempt):
+    """Minutes for one scalable-estimator job (cca, sliced, ksliced, latent); doubled on each
+    retry. Budget per (n, D), from benchmarks/scale.py on the loaded 2-core VM (n = 10^4,
+    d = 10 + 10: 128 slices 13 s, 64 two-dimensional frames 62 s): sliced 0.1 s per slice
+    and ksliced 1 s per frame, times (n / 10^4)^1.75; latent 2e-9 s per row, epoch and
+    squared width L; 30 s start-up; times 3, at least 10 min."""
+    run = estimate_params(wildcards)
+    opts = run["grid"]["options"]
+    seconds = 30.0
+    for n in run["n"]:
+        for D in run["D"]:
+            scale = (n / 1e4) ** 1.75
+            if wildcards.estimator == "sliced":
+                seconds += 0.1 * opts["n_slices"] * scale
+            elif wildcards.estimator == "ksliced":
+                seconds += 1.0 * opts["n_slices"] * scale
+            elif wildcards.estimator == "latent":
+                seconds += 2e-9 * n * opts["epochs"] * (opts["width"] or 1024) ** 2
+            else:
+                seconds += 1.0
+    return attempt * max(10, math.ceil(3 * seconds * 2 / max(threads, 1) / 60))

@@ -279,3 +279,156 @@ rule di_tables:
         target=DI_TARGET,
     script:
         "../scripts/di_tables.py"
+
+
+# ---------------------------------------------------------------- calibrated detection
+# (inference.detection; issue 11): more encoders per role, their representations of the
+# members and public images, one verdict per suspect and detector, error rates per detector.
+
+
+use rule di_victim as di_victim_seed with:
+    output:
+        f"{DI}/encoders/victim_tau{{tau}}_seed{{seed}}.pt",
+    log:
+        f"{RESULTS}/logs/inference/victim_tau{{tau}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/inference/victim_tau{{tau}}_seed{{seed}}.tsv"
+    params:
+        seed=lambda wc: int(wc.seed),
+
+
+use rule di_independent as di_independent_seed with:
+    output:
+        f"{DI}/encoders/independent_seed{{seed}}.pt",
+    log:
+        f"{RESULTS}/logs/inference/independent_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/inference/independent_seed{{seed}}.tsv"
+    params:
+        seed=lambda wc: int(wc.seed),
+
+
+use rule di_steal as di_steal_seed with:
+    output:
+        f"{DI}/encoders/stolen_{{head}}_seed{{seed}}.pt",
+    log:
+        f"{RESULTS}/logs/inference/stolen_{{head}}_seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/inference/stolen_{{head}}_seed{{seed}}.tsv"
+    params:
+        seed=lambda wc: int(wc.seed),
+
+
+rule di_represent:
+    input:
+        ckpt=f"{DI}/encoders/{{encoder}}.pt",
+        members=di_data(DET["members"]) if DET else [],
+        public=di_data(DET["public"]) if DET else [],
+    output:
+        f"{DI}/representations/{{encoder}}.parquet",
+    log:
+        f"{RESULTS}/logs/inference/represent/{{encoder}}.log",
+    benchmark:
+        f"{BENCHMARKS}/inference/represent/{{encoder}}.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: DI_THREADS
+    resources:
+        mem_mb=8000,
+        runtime=30,
+        gpu=di_gpu,
+    params:
+        members_rows=DET["members"].get("rows") if DET else None,
+        public_rows=DET["public"].get("rows") if DET else None,
+        device=DI_DEVICE,
+    script:
+        "../scripts/di_represent.py"
+
+
+rule di_detection:
+    input:
+        reps=[f"{DI}/representations/{e}.parquet" for e in di_detected()] if DET else [],
+    output:
+        **{
+            f"{t}_{ext}": (
+                report(
+                    f"{RESULTS}/tables/{t}.{ext}",
+                    caption="../report/di_detection.rst",
+                    category="Dataset inference",
+                    labels={"table": t, "format": "CSV"},
+                )
+                if ext == "csv"
+                else f"{RESULTS}/tables/{t}.{ext}"
+            )
+            for t in DI_DETECTION_TABLES
+            for ext in ("parquet", "csv", "md")
+        },
+        png=report(
+            f"{RESULTS}/figures/di_detection.png",
+            caption="../report/di_detection_figure.rst",
+            category="Dataset inference",
+            labels={"figure": "di_detection"},
+        ),
+        pdf=f"{RESULTS}/figures/di_detection.pdf",
+    log:
+        f"{RESULTS}/logs/inference/detection.log",
+    benchmark:
+        f"{BENCHMARKS}/inference/detection.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        encoders=di_detected(),
+        target=DI_TARGET,
+        detection=(
+            di_canon(
+                {
+                    k: DET.get(k)
+                    for k in (
+                        "alpha",
+                        "control_alpha",
+                        "detectors",
+                        "gmm",
+                        "mi_gap",
+                        "thresholds",
+                    )
+                }
+            )
+            if DET
+            else {}
+        ),
+    script:
+        "../scripts/di_detection.py"
+
+
+# Runs last: fails the run (after the tables are written) when an MI estimate of the
+# dataset-inference stage failed, unless allow_failures: true (as check_failures does for
+# the synthetic benchmark; the same script and switch).
+rule check_inference_failures:
+    input:
+        failures=f"{DI}/mi.parquet",
+        outputs=expand(
+            f"{RESULTS}/tables/{{table}}.{{ext}}",
+            table=DI_TABLES,
+            ext=["parquet", "csv", "md"],
+        ),
+    output:
+        f"{RESULTS}/checks/inference.ok",
+    log:
+        f"{RESULTS}/logs/check_inference_failures.log",
+    benchmark:
+        f"{BENCHMARKS}/check_inference_failures/inference.tsv"
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        allow_failures=config.get("allow_failures", False),
+        table=f"{DI}/mi.parquet",
+    script:
+        "../scripts/check_failures.py"

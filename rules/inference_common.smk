@@ -9,7 +9,7 @@
 
 import json
 
-from mipipe.ssl.stages import source_name
+from mipipe.inference.stages import source_name
 
 
 def di_canon(obj):
@@ -33,6 +33,52 @@ DI_ROLES = {
     **{r: "random" for r in DI_RANDOM},
     "copy": "copy",
 }
+# Calibrated detection (inference.detection, optional): several encoders per role.
+DET = INF.get("detection")
+DI_TARGET_TAU = float(INF["victim"]["target"])
+DI_EXTRA = {}  # encoder -> (role, seed): trained only for the detection stage
+if DET:
+    DI_EXTRA.update(
+        {f"{DI_TARGET}_seed{s}": ("victim", s) for s in DET.get("victim_seeds", [])}
+    )
+    DI_EXTRA.update(
+        {
+            f"stolen_{h}_seed{s}": ("stolen", s)
+            for h in INF["stealing"]["heads"]
+            for s in DET.get("stolen_seeds", [])
+        }
+    )
+    DI_EXTRA.update(
+        {
+            f"independent_seed{s}": ("independent", s)
+            for s in DET.get("independent_seeds", [])
+        }
+    )
+
+
+def di_detected():
+    """{encoder: {role, head, seed}} of every encoder the detection stage tests."""
+    out = {}
+    for e, role in DI_ROLES.items():
+        if role == "copy":
+            continue
+        seed = {
+            "victim": INF["victim"].get("seed", 0),
+            "stolen": INF["stealing"].get("seed", 0),
+            "independent": INF["independent"].get("seed", 0),
+        }.get(role, int(e[len("random_seed") :]) if role == "random" else 0)
+        out[e] = {"role": role, "head": di_head_of(e), "seed": int(seed)}
+    for e, (role, seed) in DI_EXTRA.items():
+        out[e] = {"role": role, "head": di_head_of(e), "seed": int(seed)}
+    return out
+
+
+def di_head_of(encoder):
+    if not encoder.startswith("stolen_"):
+        return ""
+    return encoder[len("stolen_") :].split("_seed")[0]
+
+
 DI_EVALUATED = [
     e for e in DI_ROLES if e != "copy"
 ]  # the copy's accuracy is the victim's
@@ -54,6 +100,8 @@ def di_specs():
     ]
     for sets in (INF["linear_eval"]["victim"], INF["linear_eval"]["query"]):
         specs += [sets["train"], sets["test"]]
+    if DET:
+        specs += [DET["members"], DET["public"]]
     return specs
 
 
@@ -64,7 +112,8 @@ wildcard_constraints:
     tau=r"[0-9.]+",
     head="none|victim|stolen|both",
     source="|".join(DI_SOURCES),
-    encoder="|".join(DI_ROLES),
+    encoder="|".join([*DI_ROLES, *DI_EXTRA]),
+    seed=r"[0-9]+",
 
 
 def di_data(spec):
@@ -88,11 +137,25 @@ def di_gpu(wildcards):
     return 1 if INF.get("gpu_resources", False) else 0
 
 
+DI_DETECTION_TABLES = ["di_verdicts", "di_detection"]
+
+
 def inference_targets():
-    return expand(
-        f"{RESULTS}/tables/{{table}}.{{ext}}",
-        table=DI_TABLES,
-        ext=["parquet", "csv", "md"],
+    """The dataset-inference tables and figures and, last, the stage's failure check."""
+    tables = DI_TABLES + (DI_DETECTION_TABLES if DET else [])
+    figures = (
+        expand(f"{RESULTS}/figures/di_detection.{{ext}}", ext=["png", "pdf"])
+        if DET
+        else []
+    )
+    return (
+        expand(
+            f"{RESULTS}/tables/{{table}}.{{ext}}",
+            table=tables,
+            ext=["parquet", "csv", "md"],
+        )
+        + figures
+        + [f"{RESULTS}/checks/inference.ok"]
     )
 
 

@@ -17,7 +17,7 @@ rule sample:
         "../envs/mipipe.yaml"
     threads: 1
     resources:
-        # measured: 10-16 s, max_rss 640-780 MB (importing PyTorch dominates)
+        # measured: 10-16 s, max_rss up to 1043 MB (importing PyTorch dominates)
         mem_mb=2000,
         runtime=10,
     params:
@@ -26,10 +26,34 @@ rule sample:
         "../scripts/sample.py"
 
 
-# nearest-neighbour estimators (knn, ksg1, ksg2); the neural ones are estimate_neural's
+# one task of the benchmark suite (sweep: task; mipipe.tasks), at the largest n any task
+# sweep uses; cached per task and seed like the datasets' samples
+rule sample_task:
+    output:
+        f"{RESULTS}/samples/tasks/{{task}}/seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/sample_task/{{task}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sample_task/{{task}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        task=TASK_NAMES,
+    conda:
+        "../envs/mipipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        n=lambda wc: TASK_N[wc.task],
+    script:
+        "../scripts/sample_task.py"
+
+
+# nearest-neighbour estimators (knn, ksg1, ksg2); the neural ones are estimate_neural's.
+# Input: the experiment's dataset sample, or (sweep: task) one sample per task.
 rule estimate:
     input:
-        sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
+        unpack(estimate_inputs),
     output:
         f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
     log:
@@ -42,7 +66,7 @@ rule estimate:
         "../envs/mipipe.yaml"
     threads: config.get("threads", 2)
     resources:
-        # measured: 2-38 s, max_rss 316-356 MB (default and paper configs, n <= 10^4)
+        # measured: 2-38 s, max_rss up to 483 MB (default and paper configs, n <= 10^4)
         mem_mb=1000,
         runtime=estimate_runtime,
     params:
@@ -52,11 +76,37 @@ rule estimate:
         "../scripts/estimate.py"
 
 
+# the estimators past the kNN collapse (cca, sliced, ksliced, latent; issue 14): the same
+# rows plus true_target_nats, the sliced estimators' own truth
+rule estimate_scalable:
+    input:
+        sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
+    output:
+        f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
+    log:
+        f"{RESULTS}/logs/estimate/{{experiment}}/{{estimator}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/estimate_scalable/{{experiment}}/{{estimator}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        estimator=SCALABLE_NAMES,
+    conda:
+        "../envs/mipipe.yaml"
+    threads: config.get("threads", 2)
+    resources:
+        mem_mb=2000,
+        runtime=scalable_runtime,
+    params:
+        run=estimate_params,
+        estimator=lambda wc: wc.estimator,
+    script:
+        "../scripts/estimate_scalable.py"
+
+
 # neural estimators (mine, infonce, nwj): the same rows, plus the per-step training traces;
 # a tqdm bar with the current estimate goes to the log
 rule estimate_neural:
     input:
-        sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
+        unpack(estimate_inputs),
     output:
         estimates=f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
         traces=f"{RESULTS}/traces/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
@@ -146,6 +196,7 @@ rule figure:
     params:
         sweep=lambda wc: EXPERIMENTS[wc.experiment]["sweep"],
         title=lambda wc: EXPERIMENTS[wc.experiment].get("title", wc.experiment),
+        tasks=lambda wc: EXPERIMENTS[wc.experiment].get("tasks"),
     script:
         "../scripts/figure.py"
 
@@ -204,7 +255,7 @@ rule eps_table:
     log:
         f"{RESULTS}/logs/eps_table.log",
     benchmark:
-        f"{BENCHMARKS}/eps_table.tsv"
+        f"{BENCHMARKS}/eps_table/eps_sensitivity.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -226,7 +277,7 @@ rule failures:
     log:
         f"{RESULTS}/logs/failures.log",
     benchmark:
-        f"{BENCHMARKS}/failures.tsv"
+        f"{BENCHMARKS}/failures/failures.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -247,6 +298,8 @@ rule check_failures:
         f"{RESULTS}/checks/synthetic.ok",
     log:
         f"{RESULTS}/logs/check_failures.log",
+    benchmark:
+        f"{BENCHMARKS}/check_failures/synthetic.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1

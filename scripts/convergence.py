@@ -4,7 +4,7 @@ import pandas as pd
 
 from mipipe.io import read_parquet, save_figure
 from mipipe.log import log_to
-from mipipe.plotting import plot_convergence
+from mipipe.synthetic.plotting import plot_convergence
 
 with log_to(snakemake.log[0]):  # noqa: F821
     traces = pd.concat([read_parquet(p) for p in snakemake.input], ignore_index=True)  # noqa: F821

@@ -1,7 +1,7 @@
 """Cache one image-data split (read from inference.data.root via params, never an input)."""
 
 from mipipe.log import log_to
-from mipipe.ssl.stages import prepare_source
+from mipipe.inference.stages import prepare_source
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     info = prepare_source(snakemake.params.spec, snakemake.params.data, snakemake.output[0])  # noqa: F821

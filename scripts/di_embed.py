@@ -1,7 +1,7 @@
 """Embeddings of the first N evaluation images (unshuffled) through one encoder."""
 
 from mipipe.log import log_to
-from mipipe.ssl.stages import embed_stage
+from mipipe.inference.stages import embed_stage
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

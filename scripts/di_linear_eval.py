@@ -1,7 +1,7 @@
 """Linear evaluation of one frozen encoder on the victim's data and on the query data."""
 
 from mipipe.log import log_to
-from mipipe.ssl.stages import linear_eval_stage
+from mipipe.inference.stages import linear_eval_stage
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

@@ -1,7 +1,7 @@
 """MI between the target victim's embeddings and every encoder's, per N, with p-values."""
 
 from mipipe.log import log_to
-from mipipe.ssl.mi import mi_stage
+from mipipe.inference.mi import mi_stage
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

@@ -1,7 +1,7 @@
 """Train one SimCLR encoder (a victim at temperature tau, or the independent encoder)."""
 
 from mipipe.log import log_to
-from mipipe.ssl.stages import train_simclr_stage
+from mipipe.inference.stages import train_simclr_stage
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

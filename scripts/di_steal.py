@@ -1,7 +1,7 @@
 """Steal the target victim through its black-box query function (one head variant)."""
 
 from mipipe.log import log_to
-from mipipe.ssl.stages import steal_stage
+from mipipe.inference.stages import steal_stage
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     p = snakemake.params  # noqa: F821

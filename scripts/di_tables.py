@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from mipipe.dataset_inference import score_table
+from mipipe.inference.mi import score_table
+from mipipe.inference.tables import table1_linear_eval, table2_stealing, table3_mi
 from mipipe.io import read_parquet, write_table
 from mipipe.log import log_to
-from mipipe.ssl.tables import table1_linear_eval, table2_stealing, table3_mi
 
 with log_to(snakemake.log[0]) as log:  # noqa: F821
     inp, out = snakemake.input, snakemake.output  # noqa: F821

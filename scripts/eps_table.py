@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mipipe.experiments import eps_sensitivity
+from mipipe.synthetic.experiments import eps_sensitivity
 from mipipe.io import read_parquet, write_table
 from mipipe.log import log_to
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mipipe.experiments import failures
+from mipipe.synthetic.experiments import failures
 from mipipe.io import read_parquet, write_table
 from mipipe.log import log_to
 

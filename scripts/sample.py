@@ -1,6 +1,6 @@
 """Draw one synthetic sample (largest n and d) with its analytic MI -> Parquet."""
 
-from mipipe.distributions import draw_sample
+from mipipe.synthetic.families import draw_sample
 from mipipe.io import write_sample
 from mipipe.log import log_to
 

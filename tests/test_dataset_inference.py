@@ -316,3 +316,29 @@ def test_score_table_failures_and_errors():
         score_table(pd.concat([_rows(), _rows().iloc[:1]]))
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['p_value'\]"):
         score_table(_rows().drop(columns="p_value"))
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def test_old_import_paths_are_the_moved_modules():
+    """mipipe.data, .data_meta, .dataset_inference and .ssl.* resolve to the very modules of
+    mipipe.inference (one copy: classes compare equal), and torch-free ones stay torch-free."""
+    import importlib
+    import subprocess
+    import sys
+
+    import mipipe
+    import mipipe.inference.mi as new_mi
+
+    for old, new in mipipe.MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    from mipipe.dataset_inference import permutation_test as old_fn
+    from mipipe.ssl.mi import read_embedding
+
+    assert old_fn is new_mi.permutation_test and read_embedding is new_mi.read_embedding
+    code = ("import sys, mipipe.config, mipipe.ssl.mi, mipipe.data_meta, mipipe.inference.detectors;"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -915,3 +915,19 @@ def test_warm_up_compiles_the_parallel_tiled_kernels(p, dtype):
     compiled = {str(sig[1]) for sig in nb._tile_pass.signatures}
     assert any(dtype in s for s in compiled), compiled
     assert nb._refine_nearest.signatures
+
+
+def test_first_use_of_a_tiled_kernel_is_logged_once(caplog):
+    """A fresh install compiles the tiled KSG kernels on the first large call (about a
+    minute of CPU per dtype on an empty numba cache): the call says so, once per process."""
+    import logging
+
+    from mipipe.estimators import neighbours as nb
+
+    nb._ANNOUNCED.discard(("_tile_pass", "float16"))
+    with caplog.at_level(logging.WARNING, logger="mipipe.estimators"):
+        started = nb._announce_compilation(nb._tile_pass, np.float16)  # never compiled
+        again = nb._announce_compilation(nb._tile_pass, np.float16)
+    assert started is not None and again is None
+    (record,) = [r for r in caplog.records if "first use" in r.getMessage()]
+    assert "_tile_pass for float16" in record.getMessage() and "compiling" in record.getMessage()

@@ -135,4 +135,66 @@ def test_editing_the_stealing_recipe_reruns_only_what_depends_on_it(inference_ru
         counts[name] = int(n)
     # two stolen encoders: their training, evaluation, embeddings; then the MI and tables
     assert counts == {"di_steal": 2, "di_linear_eval": 2, "di_embed": 2, "di_mi": 1,
-                      "di_tables": 1, "inference": 1, "total": 9}
+                      "di_tables": 1, "di_represent": 2, "di_detection": 1,
+                      "check_inference_failures": 1, "inference": 1, "total": 13}
+
+
+def test_detection_verdicts_and_error_rates(inference_run):
+    """One verdict per (suspect, detector); error rates per detector from those verdicts."""
+    tables = inference_run / "results" / "tables"
+    verdicts = read_parquet(tables / "di_verdicts.parquet")
+    summary = read_parquet(tables / "di_detection.parquet")
+    roles = verdicts.drop_duplicates("encoder")["role"].value_counts().to_dict()
+    assert roles == {"victim": 2, "stolen": 2, "independent": 2, "random": 3}
+    assert list(summary["detector"]) == ["gmm", "mi_gap", "linear_cka", "cosine", "l2"]
+    assert len(verdicts) == 9 * 5 and (verdicts["status"] == "ok").all()
+    for det, g in verdicts.groupby("detector"):
+        row = summary[summary["detector"] == det].iloc[0]
+        for role, col in (("stolen", "tpr"), ("independent", "fpr"), ("random", "fpr_random")):
+            assert row[col] == pytest.approx(g.loc[g["role"] == role, "flagged"].mean())
+        assert (row["n_stolen"], row["n_independent"], row["n_random"]) == (2, 2, 3)
+    tests = verdicts[verdicts["kind"] == "test"]
+    assert ((tests["p_value"] > 0) & (tests["p_value"] <= 1)).all()
+    assert set(tests["verdict"]) <= {"stolen", "inconclusive"}
+    assert ((tests["p_value"] < 0.05) == (tests["verdict"] == "stolen")).all()
+    gmm = verdicts[(verdicts["detector"] == "gmm") & (verdicts["encoder"] != "victim_tau0.2")]
+    assert gmm["alternative"].nunique() == 1  # the direction the positive control fixed
+    cka = verdicts[verdicts["detector"] == "linear_cka"]
+    assert ((cka["statistic"] >= 0) & (cka["statistic"] <= 1)).all()
+    assert (inference_run / "results" / "figures" / "di_detection.png").stat().st_size > 0
+
+
+def test_detection_members_must_be_the_victims_images(tmp_path):
+    cfg = yaml.safe_load(TINY_INF.read_text())
+    cfg["inference"]["detection"]["members"]["rows"] = [100, 300]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", configfile=bad, check=False)
+    assert out.returncode != 0 and "detection/members/rows" in out.stdout + out.stderr
+
+
+def test_failed_mi_rows_fail_the_run_unless_allowed(inference_run, tmp_path):
+    """The failure check covers dataset inference too (issue 12: 18 of 18 MI rows failed and
+    snakemake returned 0): a failed row stops the run after the tables, naming the file,
+    unless allow_failures: true."""
+    import shutil
+
+    from mipipe.io import write_parquet
+
+    assert (inference_run / "results" / "checks" / "inference.ok").read_text().startswith(
+        "no estimate failed")
+    work = tmp_path / "w"
+    shutil.copytree(inference_run, work, symlinks=True)
+    mi_path = work / "results" / "inference" / "mi.parquet"
+    mi = read_parquet(mi_path)
+    mi.loc[0, ["status", "error", "mi_nats"]] = ["failed", "ValueError: injected", math.nan]
+    write_parquet(mi, mi_path)
+    out = snakemake(work, "inference", configfile=TINY_INF, check=False)
+    log = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "1 estimate(s) failed (all are listed in results/inference/mi.parquet" in log
+    assert (work / "results" / "tables" / "di_table3_mi.csv").exists()
+    assert not (work / "results" / "checks" / "inference.ok").exists()
+    ok = snakemake(work, "inference", "--config", "allow_failures=True", configfile=TINY_INF)
+    assert ok.returncode == 0
+    assert "allowed by allow_failures" in (work / "results" / "checks" / "inference.ok").read_text()

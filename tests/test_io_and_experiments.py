@@ -299,6 +299,19 @@ INFERENCE_TINY = Path(__file__).parent / "configs" / "tiny_inference.yaml"
          r"inference/victim/data/split: digits has no split 'unlabeled'"),
         (lambda i: i["encoder"].update(in_channels=3),
          r"inference/victim/data: digits images have 1 channel\(s\) but inference/encoder/in_channels is 3"),
+        # checks that fired only inside a job, with messages naming no key (issue 12)
+        (lambda i: i["simclr"]["augmentation"].update(blur={"kernel": 2, "sigma": [0.1, 2.0]}),
+         r"inference/simclr/augmentation/blur/kernel: .* odd number of pixels .* got 2"),
+        (lambda i: i["simclr"]["augmentation"].update(crop_scale=[1.0, 0.5]),
+         r"inference/simclr/augmentation/crop_scale: \[min, max\] must have min <= max, got \[1.0, 0.5\]"),
+        (lambda i: i["simclr"]["augmentation"].update(blur={"kernel": 3, "sigma": [2.0, 0.1]}),
+         r"inference/simclr/augmentation/blur/sigma: \[min, max\] must have min <= max"),
+        (lambda i: i["victim"].update(seed=2**64),
+         r"inference/victim/seed: seed 18446744073709551616 is outside \[0, 2\*\*64\)"),
+        (lambda i: i["random"].update(seeds=[0, 2**70]),
+         r"inference/random/seeds/1: seed 1180591620717411303424 is outside"),
+        (lambda i: i["mi"].update(p="0.5"), r"inference/mi/p must be a real number >= 1 or inf, got '0.5'"),
+        (lambda i: i["mi"].update(p=0.5), r"inference/mi/p must be >= 1"),
     ],
 )
 def test_inference_config_errors_name_the_key(mutate, match):
@@ -307,3 +320,33 @@ def test_inference_config_errors_name_the_key(mutate, match):
     mutate(cfg["inference"])
     with pytest.raises(ConfigError, match=match):
         check_config(cfg)
+
+
+@pytest.mark.parametrize("p, expected", [(".inf", math.inf), ("inf", math.inf), (" Inf ", math.inf),
+                                         ("chebyshev", math.inf), (math.inf, math.inf), (1, 1.0),
+                                         (2.5, 2.5)])
+def test_one_norm_parser_for_every_stage(p, expected):
+    """Config norms parse the same way in the synthetic grid, the estimators and the
+    dataset-inference MI (``inference.mi.p: ".inf"`` is the max norm, as in experiments)."""
+    from mipipe.estimators._validation import check_p
+    from mipipe.experiments import parse_p
+
+    assert parse_p(p) == check_p(p) == expected
+    cfg = yaml.safe_load(INFERENCE_TINY.read_text())
+    cfg["inference"]["mi"]["p"] = p
+    check_config(cfg)
+
+
+def test_the_mi_stage_reads_the_max_norm_from_a_config_string():
+    """inference.mi.p: ".inf" (issue 12: float(".inf") failed all 18 MI rows): the MI rows
+    equal those of p = inf."""
+    from mipipe.inference.mi import pair_mi
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(40, 3)).astype(np.float32)
+    w = (z + rng.normal(size=(40, 3))).astype(np.float32)
+    kw = dict(reference="v", other="o", role="stolen", seed=0, n_values=[40])
+    mi = {"estimator": "knn", "k": 1, "n_permutations": 3, "seed": 0}
+    (text,) = pair_mi(z, w, mi={**mi, "p": ".inf"}, **kw)
+    (num,) = pair_mi(z, w, mi={**mi, "p": math.inf}, **kw)
+    assert text["status"] == "ok" and text["mi_nats"] == num["mi_nats"]

@@ -203,6 +203,35 @@ def test_width_sweep_has_a_panel_per_estimator_and_a_line_per_width():
         "hidden = 10", "hidden = 20", "hidden = 30"]
 
 
+def test_panels_say_which_norm_each_estimator_uses_when_they_differ():
+    """Figures 3 and 5: lines by k, kNN and KSG1 with p = 2 and KSG2 with p = 1; each panel's
+    title says its norm (the legend only gives k)."""
+    rows = []
+    for est, p in (("knn", 2.0), ("ksg1", 2.0), ("ksg2", 1.0)):
+        for k in (1, 2):
+            for n in (100, 300):
+                rows.append({"experiment": "e", "dataset": "d", "distribution": "f",
+                             "estimator": est, "k": k, "p": p, "eps": 1e-10,
+                             "correction": "digamma", "n": n, "D": 2, "seed": 1,
+                             "estimate_nats": 0.5, "true_mi_nats": 0.6, "seconds": 0.1,
+                             "status": "ok", "error": ""})
+    fig = plot_sweep(aggregate(pd.DataFrame(rows)), "n", "by k")
+    assert [ax.get_title() for ax in fig.axes] == ["kNN (p = 2)", "KSG1 (p = 2)", "KSG2 (p = 1)"]
+    assert [line.get_label() for line in fig.axes[2].lines][:2] == ["k = 1", "k = 2"]
+
+
+def test_shared_axis_is_cut_below_0_only_when_an_estimate_falls_below_the_cut():
+    """The README's claim: the y axis is cut at -0.1 x the top when an estimate lies below
+    that (Figure 11 in the default run); otherwise matplotlib's own limits stay."""
+    agg = _agg(["knn", "ksg1", "mine", "infonce"])
+    lifted = agg.assign(**{c: agg[c] + 4.0 * ((agg.estimator == "knn") & (agg.D == 1))
+                           for c in ("estimate_mean_nats", "estimate_min_nats", "estimate_max_nats")})
+    ax = plot_sweep(lifted, "D", "all above").axes[0]
+    assert ax.get_ylim()[0] > -0.1 * 3.0
+    assert not any(line.get_label().endswith("below the axis") or "below the axis" in
+                   line.get_label() for line in ax.lines)
+
+
 def test_convergence_figure_panels_and_truth(neural_run):
     traces = neural_run[4].traces
     fig = plot_convergence(pd.concat([traces, traces.assign(seed=6)]), "D", "tiny")

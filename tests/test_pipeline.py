@@ -149,3 +149,16 @@ def test_a_failing_estimator_is_recorded_and_the_run_completes(tmp_path, tiny_ru
     allowed = snakemake(work, "--config", "allow_failures=True", check=False)
     assert allowed.returncode == 0, allowed.stderr
     assert "8 estimate(s) failed" in (work / "results" / "checks" / "synthetic.ok").read_text()
+
+
+def test_every_job_writes_its_benchmark_under_its_rule(tiny_run):
+    """results/benchmarks/{rule}/...tsv for every rule that ran, the failure check included
+    (time and memory of each job; the same place for every rule)."""
+    bench = tiny_run / "results" / "benchmarks"
+    loose = [p.name for p in bench.iterdir() if p.is_file()]
+    assert not loose, f"benchmark files outside a rule's folder: {loose}"
+    rules = {p.name for p in bench.iterdir()}
+    assert {"sample", "estimate", "estimate_neural", "aggregate", "figure", "eps_table",
+            "failures", "check_failures"} <= rules
+    check = pd.read_csv(bench / "check_failures" / "synthetic.tsv", sep="\t")
+    assert {"s", "max_rss"} <= set(check.columns) and check["s"].iloc[0] >= 0

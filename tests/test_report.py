@@ -171,3 +171,23 @@ window.addEventListener("load", function () {{
     assert "True MI" in visible and "0.6931" in visible
     assert "gaussian_beta" in visible
     assert re.search(r'<img[^>]*\bsrc="data:image/png[^"]*;base64,', app)
+
+
+@pytest.mark.parametrize("config, inference", [("config.yaml", True), ("tests/configs/tiny.yaml", False)])
+def test_report_heading_and_description_name_every_stage_of_the_run(config, inference):
+    """The report's heading speaks of MI estimators (not only nearest-neighbour ones) and, when
+    the config has an inference section, of dataset inference, which the description explains."""
+    import types
+
+    import jinja2
+
+    repo = TINY.parents[2]
+    cfg = yaml.safe_load((repo / config).read_text())
+    text = jinja2.Template((repo / "report" / "workflow.rst").read_text()).render(
+        snakemake=types.SimpleNamespace(config=cfg))
+    heading, underline = [line for line in text.splitlines() if line.strip()][:2]
+    assert len(underline) >= len(heading) and set(underline) == {"="}
+    assert "mutual-information estimators" in heading and "nearest-neighbour" not in heading
+    assert ("dataset inference" in heading) == inference
+    description = text.split("In the synthetic benchmark")[0]
+    assert ("Dziedzic et al. 2022" in description and "stolen" in description) == inference

@@ -154,12 +154,19 @@ def _json_default(o):
 
 
 def write_sample(x: np.ndarray, y: np.ndarray, true_mi, path, params: dict | None = None) -> None:
-    """Store a synthetic sample: columns x0..x{d-1}, y0..y{d-1} (float64); the analytic MI of
-    every prefix D (``true_mi[D]``, nats) and the generating parameters go in the metadata."""
+    """Store a synthetic sample: columns x0..x{dim_x-1}, y0..y{dim_y-1} (float64); the analytic
+    MI (nats; of every prefix D, ``true_mi[D]``, for the thesis families, one value for a task
+    sample, whose dim_x and dim_y may differ) and the generating parameters go in the metadata."""
     cols = {f"x{j}": x[:, j] for j in range(x.shape[1])}
     cols.update({f"y{j}": y[:, j] for j in range(y.shape[1])})
     meta = {"true_mi_nats": [float(v) for v in np.asarray(true_mi)], "params": params or {}}
     write_parquet(pd.DataFrame(cols), path, metadata=meta)
+
+
+def path_list(value) -> list[str]:
+    """A rule's named input as a list of paths (Snakemake gives a name holding one file as a
+    plain string)."""
+    return [str(value)] if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else [str(v) for v in value]
 
 
 def read_sample(path):
@@ -171,7 +178,7 @@ def read_sample(path):
     meta = read_metadata(path)
     xcols = [c for c in df.columns if c.startswith("x")]
     ycols = [c for c in df.columns if c.startswith("y")]
-    if "true_mi_nats" not in meta or not xcols or len(xcols) != len(ycols):
+    if "true_mi_nats" not in meta or not xcols or not ycols:
         raise ValueError(
             f"{path}: not a mipipe sample (expects columns x0.., y0.. and true_mi_nats metadata)"
         )

@@ -81,20 +81,32 @@ def check_k(k, n: int) -> int:
     return k
 
 
-def check_p(p) -> float:
+# the spellings of the max (Chebyshev) norm accepted from a config file or a caller
+INF_NORM_NAMES = ("inf", ".inf", "infinity", "max", "chebyshev")
+
+
+def check_p(p, name: str = "p") -> float:
+    """The Minkowski norm p as a float in [1, inf]: a real number >= 1, or inf given as
+    ``math.inf`` or one of :data:`INF_NORM_NAMES` (YAML's ``.inf`` read as a string).
+
+    The one parser of norms: the estimators, the synthetic grids and the dataset-inference
+    MI all call it, so a norm the config check accepts is one every stage can use.
+    Raises ``ValueError`` naming ``name`` for anything else (p < 1, NaN, other strings).
+    """
     if isinstance(p, str):
-        if p.lower() in ("inf", "infinity", "max", "chebyshev"):
+        if p.strip().lower() in INF_NORM_NAMES:
             return math.inf
-        raise ValueError(f"p must be a real number >= 1 or inf, got {p!r}")
+        raise ValueError(f"{name} must be a real number >= 1 or inf, got {p!r}")
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
-        raise ValueError(f"p must be a real number >= 1 or inf, got {p!r}")
+        raise ValueError(f"{name} must be a real number >= 1 or inf, got {p!r}")
     try:
         p = float(p)
     except OverflowError:
         p = math.inf
     if math.isnan(p) or p < 1:
         raise ValueError(
-            f"p must be >= 1 (p < 1 is not a norm: the triangle inequality fails), got p = {p}"
+            f"{name} must be >= 1 (p < 1 is not a norm: the triangle inequality fails), got "
+            f"p = {p}"
         )
     return p
 

@@ -24,8 +24,10 @@ scale-free too.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
+import time
 import types
 
 import numba
@@ -611,6 +613,35 @@ def _band(thr, delta, dtype):
     return np.ascontiguousarray(lo, dtype=dtype), np.ascontiguousarray(hi, dtype=dtype)
 
 
+log = logging.getLogger("mipipe.estimators")
+_ANNOUNCED: set = set()  # (kernel, dtype) pairs whose first use this process has logged
+
+
+def _announce_compilation(kernel, dtype) -> float | None:
+    """Log once per process and kernel/dtype that numba loads or compiles the tiled kernels.
+
+    On an empty numba cache (a fresh install) the first tiled KSG call compiles them: about
+    70 s of CPU per dtype (float64 for p in {1, 2}, float32 for the max norm; measured on an
+    empty NUMBA_CACHE_DIR, README "Library"), which would otherwise look like a hung call.
+    Returns the start time when a message was logged (see :func:`_report_compilation`)."""
+    key = (kernel.__name__, np.dtype(dtype).name)
+    if key in _ANNOUNCED or any(np.dtype(dtype).name in str(sig) for sig in kernel.signatures):
+        return None
+    _ANNOUNCED.add(key)
+    log.warning("numba: first use of the tiled KSG kernel %s for %s in this process: loading "
+                "it from numba's cache, or compiling it if the cache is empty (after a fresh "
+                "install about a minute of CPU, once; the compiled code is cached)", *key)
+    return time.perf_counter()
+
+
+def _report_compilation(kernel, started, misses_before) -> None:
+    if started is None:
+        return
+    misses = sum(kernel.stats.cache_misses.values())
+    what = "compiled" if misses > misses_before else "loaded from numba's cache"
+    log.warning("numba: %s %s in %.1f s", kernel.__name__, what, time.perf_counter() - started)
+
+
 def compile_tiled_kernels(p: float, workers=-1) -> None:
     """Compile (or load from numba's cache) the parallel tiled KSG kernels for norm ``p``.
 
@@ -656,8 +687,11 @@ def _ksg_tiled(x, y, k, p, variant, f_open, f_closed, nthreads, parallel=None):
     kth = np.full((nthreads, n), np.inf, dtype=dtype)
     none_i = np.zeros((1, 1), dtype=np.int64)
     none_f = np.zeros(1)
+    misses = sum(tile_pass.stats.cache_misses.values())
+    started = _announce_compilation(tile_pass, dtype)
     tile_pass(True, dx, dy, code, order, starts, kd, ki, kth,
               xt, False, none_f, kth[0], kth[0], none_i)
+    _report_compilation(tile_pass, started, misses)
     od = np.empty((n, m))
     ox = np.empty((n, m))
     oy = np.empty((n, m))

@@ -12,7 +12,7 @@ def table1_linear_eval(lineval: pd.DataFrame, eval_set: str = "victim") -> pd.Da
     """Thesis Table 1: linear evaluation of each victim (per tau), the independent encoder,
     and the random encoders (each seed and their mean), on the victim's data.
 
-    lineval : rows of :func:`mipipe.ssl.stages.linear_eval_stage` for every encoder.
+    lineval : rows of :func:`mipipe.inference.stages.linear_eval_stage` for every encoder.
     Columns: encoder, role, temperature, final_loss (nats), train_acc, test_acc (%), n_train,
     n_test.
     """

@@ -30,11 +30,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-__all__ = ["CHECKSUMS", "DATASETS", "ImageSet", "load_images", "split_index"]
+__all__ = ["CHANNELS", "CHECKSUMS", "DATASETS", "SPLITS", "ImageSet", "load_images",
+           "split_index"]
 
-from .data_meta import CHANNELS, DATASETS, SPLITS  # noqa: F401  (re-exported)
+# What the data sets are, without loading them (and without importing torch: mipipe.config
+# checks configs with these facts before any job runs).
+DATASETS = ("digits", "cifar10", "svhn", "svhn_reshuffled", "stl10")
+
+SPLITS = {
+    "digits": ("train", "test"),
+    "cifar10": ("train", "test"),
+    "svhn": ("train", "test"),
+    "svhn_reshuffled": ("train", "test"),
+    "stl10": ("train", "test", "unlabeled"),
+}
+
+# colour channels of each data set's images (digits are grey)
+CHANNELS = {"digits": 1, "cifar10": 3, "svhn": 3, "svhn_reshuffled": 3, "stl10": 3}
+
 
 # Official md5 sums of the files as distributed (the same values torchvision checks),
 # keyed by the path relative to ``root``.
@@ -93,6 +107,8 @@ class ImageSet:
     name: str
 
     def __post_init__(self):
+        import torch
+
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 or (
             self.images.dim() != 4
         ):
@@ -120,6 +136,8 @@ class ImageSet:
 
     def subset(self, index) -> ImageSet:
         """Rows selected by ``index`` (slice, integer array/list or tensor), in that order."""
+        import torch
+
         if isinstance(index, slice):
             return ImageSet(self.images[index], self.labels[index], self.classes, self.name)
         idx = torch.as_tensor(np.asarray(index), dtype=torch.int64)
@@ -344,6 +362,8 @@ def load_images(
         A file of the data set is missing under ``root`` (names the expected paths and
         the remedy: ``download: true`` or placing the files per the README).
     """
+    import torch
+
     _check_args(name, split, seed, train_fraction)
     if name == "digits":
         from sklearn.datasets import load_digits

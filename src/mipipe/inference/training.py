@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .encoders import ProjectionHead, to_input
 from .losses import nt_xent, stealing_loss
 
-log = logging.getLogger("mipipe.ssl")
+log = logging.getLogger("mipipe.inference")
 HEAD_VARIANTS = ("none", "victim", "stolen", "both")
 
 

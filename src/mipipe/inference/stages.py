@@ -19,10 +19,10 @@ import torch
 from ..io import atomic_path, write_parquet
 from .checkpoints import load_checkpoint, save_checkpoint
 from .encoders import build_encoder, build_head
-from .train import (black_box, extract_features, linear_eval_features, resolve_device,
+from .training import (black_box, extract_features, linear_eval_features, resolve_device,
                     seed_everything, steal, train_simclr)
 
-log = logging.getLogger("mipipe.ssl")
+log = logging.getLogger("mipipe.inference")
 
 
 # ------------------------------------------------------------------------------- data
@@ -35,7 +35,7 @@ def source_name(spec: dict) -> str:
 
 
 def prepare_source(spec: dict, data: dict, out_path) -> dict:
-    """Load one data set split through :func:`mipipe.data.load_images` and cache it.
+    """Load one data set split through :func:`mipipe.inference.data.load_images` and cache it.
 
     Parameters
     ----------
@@ -44,7 +44,7 @@ def prepare_source(spec: dict, data: dict, out_path) -> dict:
     """
     from torchvision.transforms import v2
 
-    from ..data import load_images
+    from .data import load_images
 
     images = load_images(spec["dataset"], spec["split"], data.get("root", "data"),
                          download=bool(data.get("download", False)),
@@ -227,3 +227,59 @@ def embed_stage(checkpoint, data_path, out_path, *, rows, n, device="auto",
     df.insert(0, "image", np.arange(start, start + len(z), dtype=np.int64))
     write_parquet(df, out_path)
     return df
+
+
+# --------------------------------------------------------------------------- detection
+
+def represent_stage(checkpoint, sets: dict, out_path, *, device="auto",
+                    threads=1) -> pd.DataFrame:
+    """One encoder's representations of each named image set -> Parquet with columns
+    ``part`` (the set's name, e.g. members / public), ``image`` (row id in the cached set)
+    and float32 z0..z{d-1}.
+
+    sets : {name: (cache path, rows or None)}.
+    """
+    dev = _setup(threads, 0, device)
+    encoder, _, _ = load_checkpoint(checkpoint, dev)
+    frames = []
+    for part, (path, rows) in sets.items():
+        x, _ = load_source(path, rows)
+        z = extract_features(encoder, x, device=dev)
+        df = pd.DataFrame(z, columns=[f"z{j}" for j in range(z.shape[1])])
+        start = int(rows[0]) if rows else 0
+        df.insert(0, "image", np.arange(start, start + len(z), dtype=np.int64))
+        df.insert(0, "part", part)
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    write_parquet(df, out_path)
+    return df
+
+
+def detection_stage(paths: dict, encoders: dict, target: str, settings: dict, *, tables: dict,
+                    figure) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Verdicts and error rates of the calibrated detection (:mod:`mipipe.inference.calibration`).
+
+    paths : {encoder: representations Parquet of :func:`represent_stage`}; encoders :
+    {encoder: {role, head, seed}}; settings : {alpha, control_alpha, detectors, gmm, mi_gap,
+    thresholds}
+    (None values take the defaults); tables : {"di_verdicts" | "di_detection": (parquet,
+    csv, md)}; figure : (png, pdf).
+    """
+    from ..io import read_parquet, save_figure, write_table
+    from .calibration import detection_summary, detection_verdicts, plot_detection
+
+    reps = {}
+    for name, path in paths.items():
+        df = read_parquet(path)
+        cols = [c for c in df.columns if c.startswith("z")]
+        reps[name] = {**encoders[name],
+                      **{part: df.loc[df["part"] == part, cols].to_numpy(np.float64)
+                         for part in ("members", "public")}}
+    kw = {k: v for k, v in settings.items() if v is not None}
+    verdicts = detection_verdicts(reps, target, **kw)
+    summary = detection_summary(verdicts, target)
+    for name, df in (("di_verdicts", verdicts), ("di_detection", summary)):
+        write_table(df, *tables[name])
+        log.info("%s:\n%s", name, df.to_string(index=False))
+    save_figure(plot_detection(verdicts, summary), *figure)
+    return verdicts, summary

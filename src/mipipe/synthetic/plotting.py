@@ -28,7 +28,10 @@ LAST = 20  # the estimate is the mean of the last 20 batch estimates (thesis sec
 ESTIMATOR_STYLES = {
     "knn": ("tab:blue", "o"), "ksg1": ("tab:orange", "s"), "ksg2": ("tab:green", "^"),
     "mine": ("tab:red", "D"), "infonce": ("tab:purple", "P"), "nwj": ("tab:brown", "X"),
+    "smile": ("tab:pink", "v"), "club": ("tab:gray", "^"), "cca": ("tab:olive", "s"),
+    "sliced": ("tab:cyan", "o"), "ksliced": ("darkblue", "D"), "latent": ("darkgreen", "P"),
 }
+TARGET = "true_target_nats"  # a sliced estimator's own truth (mipipe.synthetic.scalable)
 
 
 def _fmt_value(key, v):
@@ -38,6 +41,8 @@ def _fmt_value(key, v):
         return f"{v:.0e}"
     if key == "lr":
         return f"{v:g}"
+    if key in ("k", "hidden", "epochs", "batch_size"):
+        return f"{int(v)}"
     return f"{v}"
 
 
@@ -71,7 +76,9 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     otherwise one panel per estimator with one line per combination of the parameters
     that vary (norm p, k, width h, ...), as in Figures 2-7. A line is the mean over seeds;
     with more than one seed a band spans the min and max across seeds. Grid points with a
-    failed estimate are marked by a red cross on the bottom edge. For InfoNCE with one
+    failed estimate are marked by a red cross on the bottom edge. A sliced estimator's own
+    truth (``true_target_nats``: the sliced MI over its drawn directions) is drawn dotted in
+    its colour, so it is not read against the MI. For InfoNCE with one
     batch size, its ceiling log b (b = min(batch_size, n)) is drawn dotted.
     """
     if sweep not in SWEEP_LABELS:
@@ -106,7 +113,7 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                 if shared:
                     color, marker = ESTIMATOR_STYLES.get(est, (None, MARKERS[j % len(MARKERS)]))
                     style = dict(color=color, marker=marker, linestyle="-",
-                                 label=ESTIMATOR_LABELS.get(est, est))
+                                 label=_estimator_label(est, own, varying, _varying(own, sweep)))
                 else:
                     style = dict(linestyle=STYLES[j % len(STYLES)], marker=MARKERS[j % len(MARKERS)],
                                  label=line_label(dict(zip(keys, key))))
@@ -117,6 +124,12 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
                     ax.fill_between(xs, grp["estimate_min_nats"].to_numpy(dtype=float),
                                     grp["estimate_max_nats"].to_numpy(dtype=float),
                                     alpha=0.15 if shared else 0.2, color=line.get_color())
+                if TARGET in grp and grp[TARGET].notna().any():
+                    # sliced MI is not I(X; Y): draw what it estimates beside it
+                    name = ESTIMATOR_LABELS.get(est, est)
+                    ax.plot(xs, grp[TARGET].to_numpy(dtype=float), color=line.get_color(),
+                            linestyle=":", linewidth=1.8,
+                            label=f"true {name} (its target, not the MI)")
                 failed = grp["n_failed"].to_numpy() > 0
                 if failed.any():
                     panel_failed = True
@@ -156,7 +169,9 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
         ax.set_xlabel(SWEEP_LABELS[sweep])
         ax.set_ylabel("MI estimate (nats)")
         if not shared:
-            ax.set_title(ESTIMATOR_LABELS.get(members[0], members[0]))
+            own = sub[sub["estimator"] == members[0]]
+            ax.set_title(_estimator_label(members[0], own, varying, _varying(own, sweep)),
+                         fontsize=10)
         ax.grid(True, alpha=0.3)
         if panel_failed:
             ax.plot([], [], linestyle="none", marker="x", color="red", markeredgewidth=2,
@@ -165,6 +180,16 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     _title(fig, f"{title}{band}")
     return fig
+
+
+def _estimator_label(est: str, own: pd.DataFrame, varying: list, lines: list) -> str:
+    """The estimator's name with the parameters it holds fixed while another estimator of
+    the figure uses other values, e.g. 'KSG2 (p = 1)' beside 'KSG1 (p = 2)' (thesis Figures
+    3 and 5: KSG2 with the L1 norm, the others with L2)."""
+    fixed = {c: own[c].dropna().iloc[0] for c in varying
+             if c not in lines and own[c].notna().any() and own[c].nunique() == 1}
+    name = ESTIMATOR_LABELS.get(est, est)
+    return f"{name} ({line_label(fixed)})" if fixed else name
 
 
 def _title(fig: plt.Figure, text: str) -> None:
@@ -295,4 +320,109 @@ def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: 
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     _title(fig, f"{title}: training curves (thin: batch estimate; thick: its mean over the "
                 f"last {LAST} steps, the reported estimate at the end){band}")
+    return fig
+
+
+# grid columns that name a heat-map column when they vary within an estimator
+TASK_COLUMN_KEYS = ("k", "p", "correction", "eps", "hidden", "lr", "epochs", "batch_size")
+
+
+def _task_columns(agg: pd.DataFrame) -> list[tuple[str, dict, str]]:
+    """(estimator, its grid values, label) per heat-map column, estimators in ESTIMATOR_LABELS order;
+    a nearest-neighbour column always shows its k, other values only where they vary."""
+    cols = []
+    for est in _estimators(agg):
+        sub = agg[agg["estimator"] == est]
+        keys = [c for c in TASK_COLUMN_KEYS if sub[c].notna().any()]
+        combos = sub[keys].drop_duplicates().sort_values(keys).to_dict("records") if keys else [{}]
+        shown = [c for c in keys if sub[c].nunique() > 1 or c == "k"]
+        for combo in combos:
+            extra = ", ".join(f"{k}={_fmt_value(k, combo[k])}" for k in shown)
+            cols.append((est, combo, ESTIMATOR_LABELS.get(est, est) + (f"\n{extra}" if extra else "")))
+    return cols
+
+
+def task_cells(agg: pd.DataFrame, task_order=None) -> pd.DataFrame:
+    """The heat map's cells as a table: one row per (n, task), the task's dims and true MI, and
+    each estimator column's mean estimate over seeds (nats; NaN where every seed failed).
+
+    Parameters
+    ----------
+    agg : :func:`mipipe.synthetic.experiments.aggregate` of a task sweep.
+    task_order : task ids in display order (default: the order of mipipe.tasks.TASKS).
+
+    Raises
+    ------
+    ValueError
+        ``agg`` has no task rows.
+    """
+    from .tasks import TASKS
+
+    if "task" not in agg or agg["task"].isna().all():
+        raise ValueError("not a task sweep: the table has no task rows (sweep: task)")
+    present = set(agg["task"].dropna())
+    order = [t for t in (task_order or TASKS) if t in present] + sorted(present - set(task_order or TASKS))
+    out = []
+    for n in sorted(agg["n"].unique()):
+        for task in order:
+            rows = agg[(agg["task"] == task) & (agg["n"] == n)]
+            cell = {"n": int(n), "task": task, "dim_x": int(rows["dim_x"].iloc[0]),
+                    "dim_y": int(rows["dim_y"].iloc[0]),
+                    "true_mi_nats": float(rows["true_mi_nats"].iloc[0])}
+            for est, combo, label in _task_columns(agg):
+                hit = rows[rows["estimator"] == est]
+                for k, v in combo.items():
+                    hit = hit[hit[k] == v]
+                cell[label.replace("\n", " ")] = float(hit["estimate_mean_nats"].iloc[0]) if len(hit) else math.nan
+            out.append(cell)
+    return pd.DataFrame(out)
+
+
+def plot_task_suite(agg: pd.DataFrame, title: str, task_order=None, vmax: float = 1.0) -> plt.Figure:
+    """The suite's heat map (as Czyż et al. 2023, Figure 2): tasks (rows) by estimators (columns),
+    each cell the mean estimate over seeds in nats, coloured by estimate − true MI (blue: under,
+    red: over, white: exact; clipped at ±``vmax`` nats); the task's dims and true MI are written
+    beside its row. One panel per sample size n.
+
+    Parameters
+    ----------
+    agg : :func:`mipipe.synthetic.experiments.aggregate` of a task sweep.
+    title : figure title.
+    task_order : task ids in display order (default mipipe.tasks.TASKS's).
+    vmax : colour scale limit in nats.
+
+    Raises
+    ------
+    ValueError
+        ``agg`` has no task rows.
+    """
+    cells = task_cells(agg, task_order)
+    labels = [lab for _, _, lab in _task_columns(agg)]
+    flat = [lab.replace("\n", " ") for lab in labels]
+    n_values = sorted(cells["n"].unique())
+    n_tasks = cells["task"].nunique()
+    width = 4.2 + len(n_values) * (0.85 * len(labels) + 0.6)
+    fig, axes = plt.subplots(1, len(n_values), figsize=(width, 1.6 + 0.36 * n_tasks),
+                             squeeze=False, constrained_layout=True)
+    cmap = plt.get_cmap("RdBu_r")
+    for ax, n in zip(axes[0], n_values):
+        c = cells[cells["n"] == n].reset_index(drop=True)
+        est = c[flat].to_numpy(dtype=float)
+        diff = est - c["true_mi_nats"].to_numpy()[:, None]
+        im = ax.imshow(np.clip(diff, -vmax, vmax), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+        for i in range(est.shape[0]):
+            for j in range(est.shape[1]):
+                text = "failed" if math.isnan(est[i, j]) else f"{est[i, j]:.2f}"
+                dark = not math.isnan(diff[i, j]) and abs(diff[i, j]) > 0.6 * vmax
+                ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.xaxis.tick_top()
+        rows = [f"{t}  ({dx}×{dy})  I = {mi:.2f}" for t, dx, dy, mi in
+                zip(c["task"], c["dim_x"], c["dim_y"], c["true_mi_nats"])]
+        ax.set_yticks(range(len(rows)), rows if ax is axes[0][0] else [""] * len(rows), fontsize=8)
+        ax.set_xlabel(f"n = {n}: mean estimate over seeds (nats); I = true MI (nats)", fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.6, extend="both",
+                 label="mean estimate − true MI (nats)")
+    fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=10)
     return fig

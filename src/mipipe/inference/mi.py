@@ -20,34 +20,29 @@ All MI values are in nats.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import numbers
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
 from scipy.special import digamma
 
-from .estimators import _validation as v
-from .estimators import knn_entropy, knn_mi, ksg_mi, log_unit_ball_volume
-from .estimators.knn import _entropy_from_radii
-from .estimators.neighbours import (
-    _chunks,
-    _combine,
-    _insert_nb,
-    _pairwise_to_all,
-    _pexp,
-    _threads,
-    from_power,
-    p_code,
-    resolve_workers,
-)
+from ..estimators import _validation as v
+from ..estimators import knn_mi, ksg_mi, log_unit_ball_volume
+from ..estimators.permutation import knn_mi_permutation_null, permutations
+from ..io import read_parquet, write_parquet
+
+log = logging.getLogger("mipipe.inference")
 
 __all__ = [
     "ESTIMATORS",
     "PSI_TERMS",
     "PermutationResult",
+    "mi_stage",
+    "pair_mi",
     "drop_constant_columns",
     "embedding_mi",
     "mi_max_closed_form",
@@ -55,13 +50,14 @@ __all__ = [
     "normalise_embeddings",
     "permutation_test",
     "permutations",
+    "read_embedding",
     "score_table",
 ]
 
-ESTIMATORS = ("knn", "ksg", "ksg1", "ksg2")
+ESTIMATORS = ("knn", "ksg", "ksg1", "ksg2", "ksliced", "latent")
 PSI_TERMS = ("digamma", "log", "code")
 
-# the permutation test keeps two n x n float64 distance matrices up to this size
+# the fast permutation null keeps two n x n float64 distance matrices up to this size
 _FAST_MAX_BYTES = 2 * 1024**3
 
 
@@ -154,8 +150,19 @@ def _check_estimator(estimator: str, kw: dict) -> tuple:
         kw = {**kw, "variant": int(estimator[-1])}
     elif estimator == "knn" and "variant" in kw:
         raise ValueError("'variant' applies to the KSG estimator, not to estimator='knn'")
-    fn = ksg_mi if estimator.startswith("ksg") else knn_mi
-    allowed = set(inspect.signature(fn).parameters) - {"x", "y", "k", "p"}
+    if estimator in ("ksliced", "latent"):  # issue 14: k-sliced MI, latent MI
+        from .. import estimators
+
+        lib = estimators.ksliced_mi if estimator == "ksliced" else estimators.latent_mi
+        allowed = set(inspect.signature(lib).parameters) - {"x", "y", "k", "p", "return_slices"}
+
+        def fn(x, y, k, p, **opts):
+            if estimator == "ksliced":
+                return lib(x, y, k=k, p=p, **opts)
+            return lib(x, y, k=k, **opts).estimate  # latent: KSG1 with the max norm
+    else:
+        fn = ksg_mi if estimator.startswith("ksg") else knn_mi
+        allowed = set(inspect.signature(fn).parameters) - {"x", "y", "k", "p"}
     unknown = sorted(set(kw) - allowed)
     if unknown:
         raise ValueError(
@@ -222,8 +229,10 @@ def embedding_mi(z_ref, z_other, *, estimator: str = "knn", k: int = 1, p: float
     z_other : (N, d_other) real array, the other encoder's embeddings of the same images,
         same row order.
     estimator : "knn" (default; :func:`mipipe.estimators.knn_mi`, thesis Definition 3.2),
-        "ksg" (:func:`mipipe.estimators.ksg_mi`, ``variant`` from kw, default 1), "ksg1"
-        or "ksg2".
+        "ksg" (:func:`mipipe.estimators.ksg_mi`, ``variant`` from kw, default 1), "ksg1",
+        "ksg2", "ksliced" (:func:`mipipe.estimators.ksliced_mi`: k-sliced MI, not I(X; Y);
+        kw e.g. dim, n_slices, seed) or "latent" (:func:`mipipe.estimators.latent_mi`, p
+        ignored: KSG1 with the max norm on the latents; kw e.g. latent_dim, width, epochs).
     k : neighbours (the thesis: 1). p : norm (the thesis: 2, Euclidean).
     normalise : apply :func:`normalise_embeddings` to each matrix (the thesis's recipe).
     drop_constant : drop constant dimensions first (:func:`drop_constant_columns`); the
@@ -261,75 +270,6 @@ class PermutationResult:
     p_value: float
 
 
-def permutations(n: int, n_permutations: int, seed: int) -> np.ndarray:
-    """The (M, n) row permutations of :func:`permutation_test`: row m is the m-th
-    ``numpy.random.default_rng(seed).permutation(n)``."""
-    rng = np.random.default_rng(seed)
-    return np.stack([rng.permutation(n) for _ in range(n_permutations)]) if n_permutations else (
-        np.empty((0, n), dtype=np.int64)
-    )
-
-
-@njit(parallel=True, cache=True)
-def _distance_matrix(at, code, p, bounds, out):
-    """out[i, j] = |a_i - a_j|_p in comparison space, the kNN kernels' own arithmetic."""
-    for c in prange(bounds.shape[0] - 1):
-        for i in range(bounds[c], bounds[c + 1]):
-            _pairwise_to_all(at, i, code, p, out[i])
-
-
-@njit(parallel=True, cache=True)
-def _shuffled_joint_radii(dx, dy, perms, k, code, p, bounds, out):
-    """out[m, i] = k-th neighbour distance of (x_i, y_perm[m, i]) in the joint space."""
-    n = dx.shape[0]
-    for m in range(perms.shape[0]):
-        perm = perms[m]
-        for c in prange(bounds.shape[0] - 1):
-            kd = np.empty(k)
-            kidx = np.empty(k, dtype=np.int64)
-            for i in range(bounds[c], bounds[c + 1]):
-                rowx = dx[i]
-                rowy = dy[perm[i]]
-                kd[:] = np.inf
-                for j in range(n):
-                    if j == i:
-                        continue
-                    val = _combine(rowx[j], rowy[perm[j]], code, p)
-                    if val < kd[k - 1]:
-                        _insert_nb(kd, kidx, val, j)
-                out[m, i] = kd[k - 1]
-
-
-def _knn_null_fast(x, y, perms, k, p, correction, eps, workers):
-    """kNN MI of (x, y[perm]) for every perm: H(X), H(Y) once (a row shuffle leaves them
-    unchanged), the joint entropy from the marginal distance matrices, O(n^2) per perm."""
-    hx = knn_entropy(x, k, p, correction, eps, workers=workers)
-    hy = knn_entropy(y, k, p, correction, eps, workers=workers)
-    (xc, yc), log_scale = v.condition([x, y])  # as knn_mi: one common power of two
-    n = x.shape[0]
-    nthreads = resolve_workers(workers)
-    code, pe = p_code(p), _pexp(p)
-    bounds = _chunks(n, nthreads)
-    dx = np.empty((n, n))
-    dy = np.empty((n, n))
-    d = x.shape[1] + y.shape[1]
-    null = np.empty(perms.shape[0])
-    batch = 32  # shuffles per kernel call: bounds the radii buffer to 32 n floats
-    radii = np.empty((min(batch, perms.shape[0]), n))
-    with _threads(nthreads):
-        _distance_matrix(np.ascontiguousarray(xc.T), code, pe, bounds, dx)
-        _distance_matrix(np.ascontiguousarray(yc.T), code, pe, bounds, dy)
-        for start in range(0, perms.shape[0], batch):
-            chunk = np.ascontiguousarray(perms[start:start + batch], dtype=np.int64)
-            out = radii[: chunk.shape[0]]
-            _shuffled_joint_radii(dx, dy, chunk, k, code, pe, bounds, out)
-            for m in range(chunk.shape[0]):
-                r = from_power(out[m], p) * (1.0 + eps)
-                hxy = _entropy_from_radii(r, d, k, p, correction) + d * log_scale
-                null[start + m] = hx + hy - hxy
-    return null
-
-
 def permutation_test(z_ref, z_other, *, n_permutations: int = 99, seed: int = 0,
                      estimator: str = "knn", k: int = 1, p: float = 2.0,
                      normalise: bool = True, drop_constant: bool = True,
@@ -338,12 +278,12 @@ def permutation_test(z_ref, z_other, *, n_permutations: int = 99, seed: int = 0,
 
     The null distribution shuffles the rows of z_other (pairing each image's reference
     embedding with another image's embedding) M times, with the permutations of
-    :func:`permutations` (n, M, seed); the p-value is ``(1 + #{null >= observed}) / (M + 1)``
+    :func:`mipipe.estimators.permutation.permutations` (n, M, seed); the p-value is ``(1 + #{null >= observed}) / (M + 1)``
     (never 0; the smallest attainable is 1 / (M + 1)).
 
     For the kNN estimator a row shuffle changes only the joint entropy: H(X) and H(Y) are
-    computed once (:func:`mipipe.estimators.knn_entropy`) and each shuffle costs O(N^2)
-    using the two marginal distance matrices (memory 16 N^2 bytes; above 2 GiB, or with
+    computed once and each shuffle costs O(N^2) using the two marginal distance matrices
+    (:func:`mipipe.estimators.permutation.knn_mi_permutation_null`) (memory 16 N^2 bytes; above 2 GiB, or with
     ``jitter``, every shuffle is estimated from scratch). The null values equal
     :func:`embedding_mi` on the shuffled pair. KSG estimates every shuffle from scratch.
 
@@ -379,8 +319,9 @@ def permutation_test(z_ref, z_other, *, n_permutations: int = 99, seed: int = 0,
         unknown = set(kw) - {"correction", "eps", "method", "workers", "seed"}
         if unknown:
             raise ValueError(f"unknown keyword(s) for knn_mi: {sorted(unknown)}")
-        null = _knn_null_fast(x, y, perms, k, p_checked, kw.get("correction", "digamma"),
-                              kw.get("eps", 1e-10), kw.get("workers", -1))
+        null = knn_mi_permutation_null(x, y, perms, k=k, p=p_checked,
+                                       correction=kw.get("correction", "digamma"),
+                                       eps=kw.get("eps", 1e-10), workers=kw.get("workers", -1))
     else:
         null = np.array([float(fn(x, y[perm], k, p, **kw)) for perm in perms])
     p_value = (1.0 + float(np.sum(null >= observed))) / (len(null) + 1.0)
@@ -520,3 +461,65 @@ def score_table(mi_rows: pd.DataFrame) -> pd.DataFrame:
                         "n_random", "mi_score", "p_value", "status", "error"]
     table = pd.DataFrame(out, columns=cols)
     return table.sort_values(["reference", "N", "role", "other", "seed"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the MI stage
+
+
+def read_embedding(path) -> np.ndarray:
+    """(N, d) float32 embedding matrix of an embeddings Parquet file (columns z0..)."""
+    df = read_parquet(path)
+    cols = [c for c in df.columns if c.startswith("z")]
+    if not cols:
+        raise ValueError(f"{path}: no embedding columns z0, z1, ...")
+    return df[cols].to_numpy(dtype=np.float32)
+
+
+def pair_mi(z_ref, z_other, *, reference, other, role, seed, n_values, mi) -> list[dict]:
+    """MI between the reference (victim) embedding and another encoder's on the first N rows,
+    for each N, with :func:`permutation_test`.
+
+    mi : {estimator, k, p, n_permutations, seed}. A failed estimate is a row with status
+    "failed" and the error, not a crash. Row keys: reference, other, role, seed, N, mi_nats,
+    p_value, null_mean_nats, null_sd_nats, seconds, status, error.
+    """
+    rows = []
+    for n in n_values:
+        t0 = time.perf_counter()
+        rec = {"reference": reference, "other": other, "role": role, "seed": int(seed),
+               "N": int(n)}
+        try:
+            if n > min(len(z_ref), len(z_other)):
+                raise ValueError(f"N = {n} exceeds the {min(len(z_ref), len(z_other))} embedded images")
+            res = permutation_test(z_ref[:n], z_other[:n],
+                                   n_permutations=int(mi["n_permutations"]),
+                                   seed=int(mi["seed"]), estimator=mi["estimator"],
+                                   k=int(mi["k"]), p=v.check_p(mi["p"], "inference/mi/p"))
+            rec.update(mi_nats=res.mi, p_value=res.p_value,
+                       null_mean_nats=float(np.mean(res.null)),
+                       null_sd_nats=float(np.std(res.null, ddof=1)) if len(res.null) > 1 else math.nan,
+                       status="ok", error="")
+        except ValueError as exc:
+            rec.update(mi_nats=math.nan, p_value=math.nan, null_mean_nats=math.nan,
+                       null_sd_nats=math.nan, status="failed", error=str(exc))
+        rec["seconds"] = time.perf_counter() - t0
+        log.info("I(%s; %s) at N = %d: %s nats, p = %s (%s)", reference, other, n,
+                 rec["mi_nats"], rec["p_value"], rec["status"])
+        rows.append(rec)
+    return rows
+
+
+def mi_stage(ref_path, others: dict, out_path, *, reference, n_values, mi) -> pd.DataFrame:
+    """Every (reference, other encoder, N) MI of the run -> one Parquet table.
+
+    others : {encoder name: (embedding path, role, seed)}; the reference itself belongs in it
+    (its row is I(V;V) = I_max).
+    """
+    z_ref = read_embedding(ref_path)
+    rows = []
+    for name, (path, role, seed) in others.items():
+        rows += pair_mi(z_ref, read_embedding(path), reference=reference, other=name, role=role,
+                        seed=seed, n_values=n_values, mi=mi)
+    df = pd.DataFrame(rows)
+    write_parquet(df, out_path)
+    return df

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .estimators import knn_mi, ksg_mi
-from .estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
+from ..estimators import knn_mi, ksg_mi
+from ..estimators._validation import check_p
+from ..estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
+from .scalable import SCALABLE_LABELS, TARGET_COLUMN, is_scalable, scalable_grid
 
 # estimator name -> (function, fixed keyword arguments)
 NN_ESTIMATORS = {
@@ -35,9 +37,11 @@ NN_ESTIMATORS = {
 # neural estimator name -> its function in mipipe.estimators, resolved on first use (a
 # callable may replace the name, e.g. in tests). Resolved lazily so that importing this
 # module (the Snakefile does, to build the DAG) does not have to load the training code.
-NEURAL_ESTIMATORS = {"mine": "mine_mi", "infonce": "infonce_mi", "nwj": "nwj_mi"}
+NEURAL_ESTIMATORS = {"mine": "mine_mi", "infonce": "infonce_mi", "nwj": "nwj_mi",
+                     "smile": "smile_mi", "club": "club_mi"}
 ESTIMATOR_LABELS = {"knn": "kNN", "ksg1": "KSG1", "ksg2": "KSG2", "mine": "MINE",
-                    "infonce": "InfoNCE", "nwj": "NWJ"}
+                    "infonce": "InfoNCE", "nwj": "NWJ", "smile": "SMILE",
+                    "club": "CLUB (upper bound)", **SCALABLE_LABELS}
 ESTIMATORS = tuple(ESTIMATOR_LABELS)
 GRID_KEYS = ("k", "p", "correction", "eps")
 DEFAULTS = {"k": [1], "p": [2.0], "correction": ["digamma"], "eps": [1e-10]}
@@ -51,10 +55,15 @@ NEURAL_OPTIONS = {"shuffle": False, "holdout": 0.0, "ema": None, "device": "auto
 # not put in the grid, so adding one never changes existing grids (nor reruns their jobs).
 NN_OPTIONS = {"jitter": None}
 
+# Task sweeps (``sweep: task``, the Beyond Normal suite, mipipe.synthetic.tasks) add the task id,
+# X's and Y's dimensions (which may differ; thesis rows have dim_x = dim_y = D, task rows D = dim_x)
+# and whether each variable was standardised per column before the estimator.
+TASK_COLUMNS = ["task", "dim_x", "dim_y", "standardise"]
 RESULT_COLUMNS = [
     "experiment", "dataset", "distribution", "estimator", "k", "p", "eps", "correction",
     "hidden", "lr", "epochs", "batch_size", "n", "D", "seed", "estimate_nats",
     "true_mi_nats", "seconds", "status", "error", "shuffle", "holdout", "ema", "device",
+    *TASK_COLUMNS,
 ]
 # one dtype per column, whichever estimator wrote the rows (NA where it does not apply),
 # so that estimates of different estimators concatenate and compare exactly
@@ -64,6 +73,7 @@ COLUMN_DTYPES = {
     "n": "int64", "D": "int64", "seed": "int64", "estimate_nats": "float64",
     "true_mi_nats": "float64", "seconds": "float64", "status": "str", "error": "str",
     "shuffle": "boolean", "holdout": "float64", "ema": "float64", "device": "str",
+    "task": "str", "dim_x": "int64", "dim_y": "int64", "standardise": "bool",
 }
 TRACE_COLUMNS = [
     "experiment", "dataset", "distribution", "estimator", "hidden", "lr", "epochs",
@@ -81,7 +91,7 @@ def neural_function(estimator: str):
     """The training function of a neural estimator (e.g. ``mine_mi`` for "mine")."""
     func = NEURAL_ESTIMATORS[estimator]
     if isinstance(func, str):
-        from . import estimators
+        from .. import estimators
 
         func = getattr(estimators, func)
     return func
@@ -92,19 +102,18 @@ def _typed(df: pd.DataFrame, columns) -> pd.DataFrame:
     return df.astype({c: COLUMN_DTYPES[c] for c in columns if c in COLUMN_DTYPES})
 
 
-def parse_p(p) -> float:
-    """A norm from config: a number >= 1, or inf (YAML ``.inf`` or the string "inf")."""
-    if isinstance(p, str):
-        if p.strip().lower() in ("inf", ".inf", "infinity", "max"):
-            return math.inf
-        raise ValueError(f"p must be a number >= 1 or 'inf', got {p!r}")
-    return float(p)
+def parse_p(p, name: str = "p") -> float:
+    """A norm from config: a number >= 1, or inf (YAML ``.inf`` or the string "inf").
+
+    :func:`mipipe.estimators._validation.check_p`, the parser every stage shares.
+    """
+    return check_p(p, name)
 
 
 @dataclass(frozen=True)
 class GridPoint:
     n: int
-    D: int
+    D: int | None  # None: all columns (a task sample)
     k: int
     p: float
     correction: str
@@ -133,6 +142,8 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
             f"estimator {estimator!r} is not part of this experiment; it has "
             f"{sorted((experiment.get('estimators') or {}))}"
         )
+    if is_scalable(estimator):  # cca, sliced, ksliced, latent: single-valued options
+        return scalable_grid(experiment, estimator)
     own = own or {}
     grid = {}
     if is_neural(estimator):
@@ -162,6 +173,8 @@ def estimator_grid(experiment: dict, estimator: str) -> dict:
 
 def grid_size(grid: dict) -> int:
     """Number of estimates per (n, D) of a grid from :func:`estimator_grid`."""
+    if "options" in grid:  # a scalable estimator: one estimate per (n, D)
+        return 1
     keys = NEURAL_GRID_KEYS if "hidden" in grid else GRID_KEYS
     return math.prod(len(grid[key]) for key in keys)
 
@@ -170,7 +183,7 @@ def iter_grid(grid: dict, n_values, D_values):
     for D, n, k, p, corr, eps in itertools.product(
         D_values, n_values, grid["k"], grid["p"], grid["correction"], grid["eps"]
     ):
-        yield GridPoint(int(n), int(D), int(k), float(p), str(corr), float(eps))
+        yield GridPoint(int(n), None if D is None else int(D), int(k), float(p), str(corr), float(eps))
 
 
 def run_grid(
@@ -185,6 +198,7 @@ def run_grid(
     labels: dict,
     workers: int = -1,
     progress=None,
+    standardise: bool = False,
 ) -> pd.DataFrame:
     """Evaluate one estimator on every grid point; one row per estimate.
 
@@ -196,10 +210,14 @@ def run_grid(
     grid : from :func:`estimator_grid`. Its ``jitter``, if set, is passed to the estimator
         with ``seed = labels["seed"]`` (see :func:`mipipe.estimators.knn_mi`).
     n_values, D_values : the sample sizes and dimensions to use (each <= the sample's).
+        ``D_values=None``: all columns of x and of y (a task sample, whose dims may differ;
+        ``true_mi[-1]`` is its MI).
     labels : the identifying columns copied into every row (experiment, dataset,
-        distribution, seed).
+        distribution, seed; task for task samples).
     workers : threads for the neighbour search.
     progress : optional callable(done, total, row) for logging.
+    standardise : z-score each column of the n rows used before estimating (recorded in the
+        ``standardise`` column).
 
     Returns
     -------
@@ -219,9 +237,10 @@ def run_grid(
         raise ValueError(f"unknown estimator {estimator!r}; known: {sorted(ESTIMATORS)}")
     func, fixed = NN_ESTIMATORS[estimator]
     _check_prefixes(x, n_values, D_values)
-    points = list(iter_grid(grid, n_values, D_values))
+    points = list(iter_grid(grid, n_values, D_values or [None]))
     if points:
-        big = any(q.n * q.n * 2 * q.D >= SERIAL_WORK for q in points)
+        big = any(q.n * q.n * (2 * q.D if q.D else x.shape[1] + y.shape[1]) >= SERIAL_WORK
+                  for q in points)
         _warm_up(func, fixed, x, y, points[0], workers, parallel_kernels=big)
     # jitter (repeated points, e.g. float32-rounded draws): seeded by the sample's seed
     jitter = {}
@@ -229,9 +248,8 @@ def run_grid(
         jitter = {"jitter": grid["jitter"], "seed": int(labels.get("seed", 0))}
     rows = []
     for i, pt in enumerate(points):
-        xs = x[: pt.n, : pt.D]
-        ys = y[: pt.n, : pt.D]
         t0 = time.perf_counter()
+        xs, ys, truth = _slice(x, y, true_mi, pt.n, pt.D, standardise)
         try:
             est = func(xs, ys, k=pt.k, p=pt.p, correction=pt.correction, eps=pt.eps,
                        workers=workers, **jitter, **fixed)
@@ -249,12 +267,13 @@ def run_grid(
             "eps": pt.eps,
             "correction": pt.correction,
             "n": pt.n,
-            "D": pt.D,
+            **_dims(x, y, pt.D),
             "estimate_nats": float(est),
-            "true_mi_nats": float(true_mi[pt.D]),
+            "true_mi_nats": truth,
             "seconds": seconds,
             "status": status,
             "error": error,
+            "standardise": bool(standardise),
         }
         rows.append(row)
         if progress is not None:
@@ -262,12 +281,37 @@ def run_grid(
     return _typed(pd.DataFrame(rows), RESULT_COLUMNS)
 
 
+def standardised(a: np.ndarray) -> np.ndarray:
+    """Each column minus its mean, divided by its standard deviation (ddof = 0), as bmi and
+    scikit-learn's ``mutual_info_regression`` scale before KSG; constant columns are only
+    centred. Shape (n, d) -> (n, d)."""
+    a = np.asarray(a, dtype=np.float64)
+    sd = a.std(axis=0)
+    return (a - a.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def _slice(x, y, true_mi, n, D, standardise):
+    """The first n rows (and, for D not None, the first D columns) of x and y, standardised if
+    asked, and their true MI: ``true_mi[D]``, or for a task sample (D None) its last entry."""
+    xs, ys = (x[:n], y[:n]) if D is None else (x[:n, :D], y[:n, :D])
+    if standardise:
+        xs, ys = standardised(xs), standardised(ys)
+    return xs, ys, float(true_mi[-1] if D is None else true_mi[D])
+
+
+def _dims(x, y, D):
+    """Row columns D, dim_x, dim_y: thesis prefixes (D) or a task's full widths (D None)."""
+    if D is None:
+        return {"D": x.shape[1], "dim_x": x.shape[1], "dim_y": y.shape[1]}
+    return {"D": D, "dim_x": D, "dim_y": D}
+
+
 def _check_prefixes(x: np.ndarray, n_values, D_values) -> None:
     n_max, d = x.shape
     for n in n_values:
         if not 1 <= int(n) <= n_max:
             raise ValueError(f"n = {n} is outside the cached sample's 1..{n_max} rows")
-    for D in D_values:
+    for D in D_values or ():
         if not 1 <= int(D) <= d:
             raise ValueError(f"D = {D} is outside the sample's 1..{d} dimensions")
 
@@ -293,6 +337,7 @@ def run_neural_grid(
     threads: int | None = None,
     progress=None,
     progress_bar: bool = False,
+    standardise: bool = False,
 ) -> NeuralRun:
     """Train one neural estimator on every grid point; its estimates and training traces.
 
@@ -308,9 +353,11 @@ def run_neural_grid(
     true_mi : (d + 1,) array, analytic MI in nats of the first D coordinates.
     estimator : "mine", "infonce" or "nwj".
     grid : from :func:`estimator_grid`.
-    n_values, D_values : sample sizes and dimensions (each <= the sample's).
+    n_values, D_values : sample sizes and dimensions (each <= the sample's); ``D_values=None``
+        uses all columns of x and of y (a task sample, see :func:`run_grid`).
     labels : identifying columns copied into every row (experiment, dataset,
         distribution, seed).
+    standardise : z-score each column of the rows used before training.
     threads : PyTorch's intra-op threads while training (None: leave as is).
     progress : optional callable(done, total, row), called after each grid point.
     progress_bar : show a tqdm bar (on stderr, with the current estimate) while training.
@@ -341,7 +388,7 @@ def run_neural_grid(
     if estimator != "mine":
         kwargs.pop("ema", None)
     points = list(itertools.product(
-        D_values, n_values, *(grid[key] for key in NEURAL_GRID_KEYS)
+        D_values or [None], n_values, *(grid[key] for key in NEURAL_GRID_KEYS)
     ))
     rows, traces = [], []
     old_threads = None
@@ -356,12 +403,13 @@ def run_neural_grid(
     try:
         for i, (D, n, hidden, lr, epochs, batch_size) in enumerate(points):
             point = {"hidden": int(hidden), "lr": float(lr), "epochs": int(epochs),
-                     "batch_size": int(batch_size), "n": int(n), "D": int(D)}
+                     "batch_size": int(batch_size), "n": int(n),
+                     **_dims(x, y, None if D is None else int(D))}
             t0 = time.perf_counter()
             device = options["device"]
+            xs, ys, truth = _slice(x, y, true_mi, point["n"], D, standardise)
             try:
-                res = func(x[: point["n"], : point["D"]], y[: point["n"], : point["D"]],
-                           hidden=point["hidden"], lr=point["lr"], epochs=point["epochs"],
+                res = func(xs, ys, hidden=point["hidden"], lr=point["lr"], epochs=point["epochs"],
                            batch_size=point["batch_size"], seed=int(labels.get("seed", 0)),
                            progress=progress_bar, **kwargs)
                 est, device = float(res.estimate), res.device
@@ -369,13 +417,13 @@ def run_neural_grid(
                 if not math.isfinite(est):
                     status, error = "failed", f"non-finite estimate {est!r}"
                 trace = res.trace.assign(**labels, estimator=estimator, **point,
-                                         true_mi_nats=float(true_mi[point["D"]]))
+                                         true_mi_nats=truth)
                 traces.append(trace)
             except Exception as exc:  # recorded, so one diverging point does not sink the run
                 est, status, error = math.nan, "failed", f"{type(exc).__name__}: {exc}"
             row = {
                 **labels, "estimator": estimator, **point, "estimate_nats": est,
-                "true_mi_nats": float(true_mi[point["D"]]),
+                "true_mi_nats": truth, "standardise": bool(standardise),
                 "seconds": time.perf_counter() - t0, "status": status, "error": error,
                 "shuffle": bool(options["shuffle"]), "holdout": float(options["holdout"]),
                 "ema": options["ema"] if estimator == "mine" else None, "device": device,
@@ -397,6 +445,67 @@ def run_neural_grid(
     return NeuralRun(rows, trace_df)
 
 
+def run_task_suite(
+    samples,
+    estimator: str,
+    grid: dict,
+    n_values,
+    *,
+    labels: dict,
+    standardise: bool = True,
+    workers: int = -1,
+    threads: int | None = None,
+    progress=None,
+    progress_bar: bool = False,
+) -> NeuralRun:
+    """Run one estimator over its grid on every task sample of a task sweep (``sweep: task``).
+
+    Each sample is estimated on its first n rows and all its columns (dim_x and dim_y may differ),
+    by :func:`run_grid` (nearest-neighbour estimators) or :func:`run_neural_grid` (neural ones).
+
+    Parameters
+    ----------
+    samples : iterable of ``(x, y, true_mi, params)`` as :func:`mipipe.io.read_sample` returns
+        them for a task sample: x (n_max, dim_x), y (n_max, dim_y), true_mi (1,) nats, params
+        with ``task`` (bmi's id) and ``family``.
+    estimator, grid : as for :func:`run_grid` / :func:`run_neural_grid`.
+    n_values : sample sizes (each <= every sample's rows).
+    labels : identifying columns (experiment, seed); ``dataset`` and ``task`` are set to the
+        task id and ``distribution`` to its family.
+    standardise : z-score each variable's columns before the estimator (default on, as bmi).
+    workers, threads, progress, progress_bar : passed on.
+
+    Returns
+    -------
+    NeuralRun
+        ``rows`` with :data:`RESULT_COLUMNS` (one per task and grid point; failures are rows
+        with ``status = "failed"``); ``traces`` (neural estimators only, else empty).
+
+    Raises
+    ------
+    ValueError
+        Unknown estimator; n larger than a sample.
+    """
+    rows, traces = [], []
+    for x, y, true_mi, params in samples:
+        task_labels = {**labels, "dataset": params["task"], "distribution": params["family"],
+                       "task": params["task"]}
+        if is_neural(estimator):
+            out = run_neural_grid(x, y, true_mi, estimator, grid, n_values, None,
+                                  labels=task_labels, threads=threads, progress=progress,
+                                  progress_bar=progress_bar, standardise=standardise)
+            rows.append(out.rows)
+            traces.append(out.traces)
+        else:
+            rows.append(run_grid(x, y, true_mi, estimator, grid, n_values, None,
+                                 labels=task_labels, workers=workers, progress=progress,
+                                 standardise=standardise))
+    rows = _typed(pd.concat(rows, ignore_index=True), RESULT_COLUMNS)
+    trace_df = (pd.concat(traces, ignore_index=True) if traces
+                else _typed(pd.DataFrame(columns=TRACE_COLUMNS), TRACE_COLUMNS))
+    return NeuralRun(rows, trace_df)
+
+
 def _warm_up(func, fixed, x, y, pt, workers, parallel_kernels=False) -> None:
     """Run the estimator once on a small slice so that numba's one-off compilation (or the
     loading of its cache) is not counted in the first grid point's ``seconds``; with
@@ -412,8 +521,9 @@ def _warm_up(func, fixed, x, y, pt, workers, parallel_kernels=False) -> None:
         pass
 
 
-GROUP_COLUMNS = ["experiment", "dataset", "distribution", "estimator", "k", "p", "eps",
-                 "correction", "hidden", "lr", "epochs", "batch_size", "n", "D"]
+GROUP_COLUMNS = ["experiment", "dataset", "distribution", "task", "dim_x", "dim_y", "estimator",
+                 "k", "p", "eps", "correction", "hidden", "lr", "epochs", "batch_size", "n", "D",
+                 "standardise"]
 
 
 def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
@@ -425,9 +535,15 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     ``estimate_std_nats`` (sample std, ddof = 1; NaN for one seed), ``bias_nats``
     (mean - true), ``estimate_min_nats``, ``estimate_max_nats``, ``seconds_mean`` and
     ``error`` (the first failure's message, "" if none). Failed estimates are left out of
-    the statistics.
+    the statistics. With rows of a sliced estimator, ``true_target_nats``: the mean of
+    their own truth (the sliced MI over the drawn directions; NaN for the others).
     """
-    # estimates written before the neural columns existed lack them
+    # estimates written before the neural (or task) columns existed lack them
+    rows = rows.copy()
+    if "dim_x" not in rows or rows["dim_x"].isna().any():
+        for col in ("dim_x", "dim_y"):
+            rows[col] = rows[col].fillna(rows["D"]) if col in rows else rows["D"]
+    rows["standardise"] = rows["standardise"].fillna(False) if "standardise" in rows else False
     rows = _typed(rows, list(dict.fromkeys([*RESULT_COLUMNS, *rows.columns])))
     rows = rows.assign(
         _ok=(rows["status"] == "ok").astype(int), _failed=(rows["status"] != "ok").astype(int)
@@ -443,6 +559,7 @@ def aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         estimate_max_nats=("estimate_nats", "max"),
         seconds_mean=("seconds", "mean"),
         error=("error", lambda e: next((m for m in e if m), "")),
+        **({TARGET_COLUMN: (TARGET_COLUMN, "mean")} if TARGET_COLUMN in rows else {}),
     ).reset_index()
     out.insert(out.columns.get_loc("estimate_std_nats") + 1, "bias_nats",
                out["estimate_mean_nats"] - out["true_mi_nats"])
@@ -458,16 +575,23 @@ class EstimatesFailed(RuntimeError):
     """Some estimates of the benchmark failed and the config does not allow failures."""
 
 
-def check_failures(failed: pd.DataFrame, allow_failures: bool) -> str:
-    """Summarise the failure table; raise :class:`EstimatesFailed` if it is not empty and
-    failures are not allowed. Returns the summary line otherwise."""
+def check_failures(failed: pd.DataFrame, allow_failures: bool,
+                   table: str = "results/tables/failures.csv") -> str:
+    """Summarise the failed rows (status != "ok") of a stage; raise :class:`EstimatesFailed`
+    if there are any and failures are not allowed. Returns the summary line otherwise.
+
+    The one failure check of every stage: the synthetic benchmark (``failed`` = its failure
+    table) and dataset inference (its MI rows; ``table`` names the file that lists them)."""
+    if "status" in failed.columns:
+        failed = failures(failed)
     if failed.empty:
         return "no estimate failed"
-    cols = [c for c in ("experiment", "estimator", "seed", "n", "D", "k", "p", "hidden",
-                        "lr", "epochs", "error") if c in failed.columns]
+    cols = [c for c in ("experiment", "estimator", "reference", "other", "role", "seed", "n",
+                        "N", "D", "k", "p", "hidden", "lr", "epochs", "error")
+            if c in failed.columns]
     listing = failed[cols].head(10).to_string(index=False)
     summary = (
-        f"{len(failed)} estimate(s) failed (all are listed in results/tables/failures.csv; "
+        f"{len(failed)} estimate(s) failed (all are listed in {table}; "
         f"every other estimate, table and figure was written):\n{listing}"
     )
     if not allow_failures:
