@@ -44,7 +44,7 @@ if DET:
     DI_EXTRA.update(
         {
             f"stolen_{h}_seed{s}": ("stolen", s)
-            for h in INF["stealing"]["heads"]
+            for h in DET.get("stolen_heads", INF["stealing"]["heads"])
             for s in DET.get("stolen_seeds", [])
         }
     )

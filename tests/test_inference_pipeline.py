@@ -173,6 +173,23 @@ def test_detection_members_must_be_the_victims_images(tmp_path):
     assert out.returncode != 0 and "detection/members/rows" in out.stdout + out.stderr
 
 
+def test_extra_stolen_seeds_go_to_the_named_heads_only(tmp_path):
+    """detection/stolen_heads: the extra stolen_seeds are trained for those heads only, and a
+    head that is not stolen at all is a config error naming the key."""
+    cfg = yaml.safe_load(TINY_INF.read_text())
+    cfg["inference"]["detection"].update(stolen_seeds=[5, 6], stolen_heads=["stolen"])
+    path = tmp_path / "heads.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    text = snakemake(tmp_path, "-n", "inference", configfile=path).stdout
+    assert any(line.split()[:2] == ["di_steal_seed", "2"] for line in text.splitlines()), text
+    assert "stolen_stolen_seed5.pt" in text and "stolen_none_seed5" not in text
+    from mipipe.config import ConfigError, check_config
+
+    cfg["inference"]["detection"]["stolen_heads"] = ["both"]
+    with pytest.raises(ConfigError, match="detection/stolen_heads"):
+        check_config(cfg)
+
+
 def test_failed_mi_rows_fail_the_run_unless_allowed(inference_run, tmp_path):
     """The failure check covers dataset inference too (issue 12: 18 of 18 MI rows failed and
     snakemake returned 0): a failed row stops the run after the tables, naming the file,

@@ -408,6 +408,12 @@ def check_inference(inf: dict) -> None:
         )
     if "detection" in inf:
         _check_members(inf["detection"]["members"], inf["victim"]["data"], where)
+        extra = sorted(set(inf["detection"].get("stolen_heads", [])) - set(inf["stealing"]["heads"]))
+        if extra:
+            raise ConfigError(
+                f"{where}/detection/stolen_heads: {extra} are not in stealing/heads "
+                f"{inf['stealing']['heads']}"
+            )
     if "p" in inf.get("mi", {}):
         try:  # the parser the MI stage uses: ".inf" and "inf" are the max norm there too
             parse_p(inf["mi"]["p"], f"{where}/mi/p")
