@@ -23,12 +23,28 @@ needs. The targets (issue 3): fused >= 10x faster than tiled and <= 1/10 of its 
     .venv/bin/python benchmarks/neural.py            # b = 3334, d = 10 + 10, h = 30
     .venv/bin/python benchmarks/neural.py --quick    # b = 1000, smoke run (~1 min)
     .venv/bin/python benchmarks/neural.py --b 10000 --forms fused broadcast
+    .venv/bin/python benchmarks/neural.py --api --pair   # + public API and MINE/NWJ/SMILE
+
+Also (issue 15), in the same run:
+
+* the fraction of the floor: an InfoNCE step does about ``FLOPS_PER_PAIR_UNIT`` = 10
+  floating-point operations per (i, j, k) term (forward: add, max, multiply, add; backward:
+  add, compare/select, three accumulating adds, one multiply), 10 b^2 h in all; the floor is
+  that count over the CPU's float32 vector throughput on one core (``--gflops``, default 8
+  lanes (AVX2) x 4 FP pipes x the clock in /proc/cpuinfo), and the fraction reached is floor /
+  measured step time;
+* ``--api``: seconds per step through the public API, ``infonce_mi(..., form="tiled")``
+  against the default form, each with ``epochs`` steps at one batch of b rows, one thread;
+* ``--pair``: seconds per epoch of MINE, NWJ and SMILE (n = 3 b rows, 3 batches of b) with
+  the numba step (the default on the CPU) against the autograd + torch.optim.Adam step
+  (``engine="torch"``, what every step was before issue 15), one thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -120,6 +136,70 @@ def worker(
     }
 
 
+FLOPS_PER_PAIR_UNIT = 10
+
+
+def cpu_ghz() -> float:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("cpu MHz"):
+                    return float(line.split(":")[1]) / 1000
+    except OSError:
+        pass
+    return 3.0
+
+
+def api_worker(b: int, dx: int, dy: int, h: int, repeats: int, seed: int) -> dict:
+    """Seconds per step of infonce_mi through the public API: default form vs tiled."""
+    import numpy as np
+
+    from mipipe.estimators import infonce_mi
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((b, dx)).astype(np.float32)
+    y = rng.standard_normal((b, dy)).astype(np.float32)
+    y[:, : min(dx, dy)] += 0.5 * x[:, : min(dx, dy)]
+    infonce_mi(x[:200], y[:200], hidden=h, epochs=1, batch_size=200, threads=1)  # warm-up
+    out = {}
+    for form, steps in (("auto", max(repeats, 3)), ("tiled", max(repeats // 2, 1))):
+        res = infonce_mi(x, y, hidden=h, epochs=steps, batch_size=b, form=form, threads=1)
+        out[form] = res.seconds / steps
+    return out
+
+
+def pair_worker(b: int, dx: int, dy: int, h: int, epochs: int, seed: int) -> dict:
+    """Seconds per epoch (3 batches of b rows) of MINE/NWJ/SMILE, numba vs torch engine."""
+    import inspect
+
+    import numpy as np
+
+    from mipipe.estimators import mine_mi, neural, nwj_mi, smile_mi
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3 * b, dx)).astype(np.float32)
+    y = rng.standard_normal((3 * b, dy)).astype(np.float32)
+    y[:, : min(dx, dy)] += 0.5 * x[:, : min(dx, dy)]
+    out = {}
+    for kind, func in (("mine", mine_mi), ("nwj", nwj_mi), ("smile", smile_mi)):
+        kw = {
+            k: p.default
+            for k, p in inspect.signature(func).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        kw.update(hidden=h, batch_size=b, epochs=epochs, device="cpu", form="auto")
+        kw["ema"] = kw.get("ema")
+        kw.pop("threads")
+        neural._train(kind, x[:200], y[:200], engine="numba", threads=1,
+                      **{**kw, "epochs": 1, "batch_size": 100})
+        times = {}
+        for engine in ("torch", "numba", "torch", "numba"):  # interleaved, best of two
+            res = neural._train(kind, x, y, engine=engine, threads=1, **kw)
+            times[engine] = min(times.get(engine, math.inf), res.seconds / epochs)
+        out[kind] = times
+    return out
+
+
 def run_form(form: str, args) -> dict:
     cmd = [
         sys.executable,
@@ -140,6 +220,8 @@ def run_form(form: str, args) -> dict:
         str(args.seed),
         "--device",
         args.device,
+        "--epochs",
+        str(args.epochs),
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=args.timeout)
@@ -175,7 +257,14 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; fused is CPU-only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per form")
-    ap.add_argument("--worker", choices=FORMS + ("auto",), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=FORMS + ("auto", "api", "pair"), help=argparse.SUPPRESS)
+    ap.add_argument("--api", action="store_true", help="also time infonce_mi tiled vs default")
+    ap.add_argument("--pair", action="store_true", help="also time MINE/NWJ/SMILE per epoch")
+    ap.add_argument("--epochs", type=int, default=5, help="epochs per --pair run (default 5)")
+    ap.add_argument(
+        "--gflops", type=float, default=None,
+        help="float32 vector throughput of one core in GFLOP/s (default 8 x 4 x clock GHz)",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.b = min(args.b, 1000)
@@ -183,6 +272,12 @@ def main(argv=None) -> int:
     args.repeats = args.repeats or 5
     if args.forms is None:
         args.forms = list(FORMS) if args.device == "cpu" else ["auto", "broadcast", "tiled"]
+    if args.worker == "api":
+        print(json.dumps(api_worker(args.b, args.dx, args.dy, args.h, args.repeats, args.seed)))
+        return 0
+    if args.worker == "pair":
+        print(json.dumps(pair_worker(args.b, args.dx, args.dy, args.h, args.epochs, args.seed)))
+        return 0
     if args.worker:
         print(
             json.dumps(
@@ -257,6 +352,42 @@ def main(argv=None) -> int:
             f"{verdict(fused['step_mb'] <= tiled['step_mb'] / 10)} "
             f"({fused['step_mb']:.0f} vs {tiled['step_mb']:.0f} MB)"
         )
+    gflops = args.gflops or 8 * 4 * cpu_ghz()
+    floor = FLOPS_PER_PAIR_UNIT * args.b**2 * args.h / (gflops * 1e9)
+    print(
+        f"floor: {FLOPS_PER_PAIR_UNIT} x b^2 h = "
+        f"{FLOPS_PER_PAIR_UNIT * args.b**2 * args.h:.3g} flops per step at {gflops:.0f} GFLOP/s "
+        f"= {floor * 1e3:.1f} ms"
+    )
+    for form in ok:
+        print(
+            f"  {form:<10} {results[form]['median_s'] * 1e3:9.1f} ms/step: "
+            f"{floor / results[form]['median_s']:.3f} of the floor"
+        )
+    if args.api:
+        api = run_form("api", args)
+        if "error" in api:
+            print(f"public API: failed: {api['error']}")
+        else:
+            ratio = api["tiled"] / api["auto"]
+            print(
+                f"public API infonce_mi, one thread: default {api['auto']:.3f} s/step, tiled "
+                f"{api['tiled']:.3f} s/step: {ratio:.1f}x; target >= 100x: {verdict(ratio >= 100)}"
+                f"; default at {floor / api['auto']:.3f} of the floor"
+            )
+    if args.pair:
+        pair = run_form("pair", args)
+        if "error" in pair:
+            print(f"MINE/NWJ/SMILE: failed: {pair['error']}")
+        else:
+            for kind, t in pair.items():
+                ratio = t["torch"] / t["numba"]
+                print(
+                    f"{kind:<6} s/epoch (3 batches of {args.b}, h = {args.h}, 1 thread): numba "
+                    f"{t['numba'] * 1e3:.1f} ms, autograd + torch Adam {t['torch'] * 1e3:.1f} ms: "
+                    f"{ratio:.1f}x fewer; target >= 3x: {verdict(ratio >= 3)}"
+                )
+    print(f"load average at the end {os.getloadavg()[0]:.2f} (a loaded machine inflates all times)")
     return 0
 
 

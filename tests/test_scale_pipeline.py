@@ -71,6 +71,8 @@ def test_rows_carry_the_estimate_and_the_sliced_truth():
     rows = run_scalable_grid(s.x, s.y, s.true_mi, "ksliced", grid, [800], [1, 4], labels=LABELS,
                              params=s.params)
     assert list(rows["status"]) == ["ok", "ok"]
+    assert list(rows["dim_x"]) == list(rows["dim_y"]) == [1, 4]  # the thesis rows' columns
+    assert not rows["standardise"].any()
     four = rows[rows["D"] == 4].iloc[0]
     assert four["estimate_nats"] == ksliced_mi(s.x[:, :4], s.y[:, :4], dim=2, n_slices=6, seed=3)
     assert four["true_target_nats"] == true_sliced_mi(sample_covariance(s.params, 4), 4,

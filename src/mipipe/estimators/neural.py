@@ -250,6 +250,108 @@ def _infonce_scores(net, x, y, form: str) -> torch.Tensor:
     return net[3](logits)
 
 
+# ----------------------------------------------------------------------------- steps
+_PAIR_KINDS = {"mine": _critic.KIND_DV, "nwj": _critic.KIND_NWJ, "smile": _critic.KIND_SMILE}
+_NP = {torch.float32: np.float32, torch.float64: np.float64}
+ENGINES = ("auto", "numba", "torch")
+
+
+def _ema_update(log_ma, cur, ema):
+    """log of MINE's moving average m <- (1 - ema) m + ema * mean e^T (m starts at the first
+    batch's value), in log space."""
+    if log_ma is None or ema >= 1:
+        return cur
+    return float(np.logaddexp(log_ma + math.log1p(-ema), cur + math.log(ema)))
+
+
+def _torch_stepper(kind, net, gen, dev, lr, ema, clip, form):
+    """step(xb, yb, hold) -> (bound, loss, held-out bound or NaN) in nats, by autograd and
+    torch.optim.Adam (any device; the reference for the numba engine)."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    state = {"log_ma": None}  # log of MINE's moving average of mean exp T(marginal)
+
+    def bound_of(xb, yb):
+        """(bound, (t_joint, t_marginal) for MINE's moving average, else None) on one batch."""
+        if kind == "infonce":
+            if form == "fused":  # softplus and log-sum-exp fused too: no b x b torch ops
+                return infonce_from_rows(_critic.fused_infonce_rows(net, xb, yb)), None
+            return infonce_bound(_infonce_scores(net, xb, yb, form)), None
+        b = xb.shape[0]
+        idx = torch.randint(b, (b,), generator=gen).to(dev)  # CLUB's MINE: with replacement
+        t_joint = _pair_values(net, xb, yb)
+        t_marg = _pair_values(net, xb, yb[idx])
+        if kind == "mine":
+            return dv_bound(t_joint, t_marg), (t_joint, t_marg)
+        if kind == "smile":
+            return smile_bound(t_joint, t_marg, clip), None
+        return nwj_bound(t_joint, t_marg), None
+
+    def step(xb, yb, hold):
+        bound, extra = bound_of(xb, yb)
+        if kind == "mine" and ema is not None:
+            t_joint, t_marg = extra
+            lme = log_mean_exp(t_marg)
+            log_ma = _ema_update(state["log_ma"], float(lme.detach()), ema)
+            state["log_ma"] = log_ma
+            # Belghazi et al. 2018, section 3.2: the gradient of log E_Q[e^T] is
+            # grad E_Q[e^T] / E_Q[e^T]; the denominator is replaced by its moving
+            # average. Surrogate whose gradient is exactly that.
+            loss = -(t_joint.mean() - torch.exp(lme - log_ma))
+        else:
+            loss = -bound
+        held = math.nan
+        if hold is not None:
+            with torch.no_grad():
+                held = float(bound_of(*hold)[0])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(bound.detach()), float(loss.detach()), held
+
+    return step
+
+
+def _numba_stepper(kind, net, gen, lr, ema, clip, b_max):
+    """step(xb, yb, hold) -> (bound, loss, held-out bound or NaN) for MINE, NWJ and SMILE on
+    the CPU: forward, gradient, backward and Adam in one numba call (_critic._pair_step) on
+    numpy copies of the critic's parameters (numpy batches in the critic's dtype)."""
+    first, last = net[0], net[2]
+    params = tuple(
+        np.ascontiguousarray(p.detach().cpu().numpy())
+        for p in (first.weight.T, first.bias, last.weight.reshape(-1), last.bias.reshape(1))
+    )
+    moments = (tuple(np.zeros_like(p) for p in params), tuple(np.zeros_like(p) for p in params))
+    grads = tuple(np.zeros_like(p) for p in params)
+    h = params[1].shape[0]
+    pre = np.empty((h, 2 * b_max), dtype=params[0].dtype)
+    xt = np.empty((params[0].shape[0], 2 * b_max), dtype=params[0].dtype)
+    t = np.empty(2 * b_max, dtype=params[0].dtype)
+    g = np.empty(2 * b_max, dtype=np.float64)
+    code = _PAIR_KINDS[kind]
+    tau = float(clip) if clip is not None else math.inf
+    cap = math.log(float(np.finfo(params[0].dtype).max)) - 4.0  # as bounds._exp_cap
+    rate = float(ema) if kind == "mine" and ema is not None else 0.0
+    state = {"step": 0, "log_ma": math.nan}
+
+    def draw(b):
+        return torch.randint(b, (b,), generator=gen).numpy()  # CLUB's MINE: with replacement
+
+    def step(xb, yb, hold):
+        idx = draw(xb.shape[0])
+        held = math.nan
+        if hold is not None:  # the critic before the update, as the torch engine
+            hidx = draw(hold[0].shape[0])
+            held = float(_critic._pair_eval(code, *hold, hidx, params, tau, cap, xt, pre, t))
+        state["step"] += 1
+        bound, loss, state["log_ma"] = _critic._pair_step(
+            code, xb, yb, idx, params, moments, state["step"], lr, tau, cap, rate,
+            state["log_ma"], xt, pre, t, g, grads,
+        )
+        return float(bound), float(loss), held
+
+    return step
+
+
 # ----------------------------------------------------------------------------- training
 def _progress(progress, total: int):
     if progress is False or progress is None:
@@ -298,6 +400,7 @@ def _fit(
     form,
     dtype,
     clip=None,
+    engine="auto",
 ):
     x, y, hidden, lr, epochs, batch_size, seed, holdout, last, dev, dtype = _check(
         x, y, hidden, lr, epochs, batch_size, seed, holdout, last, device, dtype
@@ -338,24 +441,15 @@ def _fit(
     spans = _batches(n, batch_size)
 
     net = _make_critic(x.shape[1] + y.shape[1], hidden, kind == "infonce", seed, dtype, dev)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
-    log_ma = None  # log of MINE's moving average of mean exp T(marginal)
-
-    def bound_of(xb, yb):
-        """(bound, (t_joint, t_marginal) for MINE's moving average, else None) on one batch."""
-        if kind == "infonce":
-            if form == "fused":  # softplus and log-sum-exp fused too: no b x b torch ops
-                return infonce_from_rows(_critic.fused_infonce_rows(net, xb, yb)), None
-            return infonce_bound(_infonce_scores(net, xb, yb, form)), None
-        b = xb.shape[0]
-        idx = torch.randint(b, (b,), generator=gen).to(dev)  # CLUB's MINE: with replacement
-        t_joint = _pair_values(net, xb, yb)
-        t_marg = _pair_values(net, xb, yb[idx])
-        if kind == "mine":
-            return dv_bound(t_joint, t_marg), (t_joint, t_marg)
-        if kind == "smile":
-            return smile_bound(t_joint, t_marg, clip), None
-        return nwj_bound(t_joint, t_marg), None
+    if engine == "auto":
+        engine = "numba" if dev.type == "cpu" and kind in _PAIR_KINDS else "torch"
+    if engine == "numba":
+        step_fn = _numba_stepper(kind, net, gen, lr, ema, clip, max(hi - lo for lo, hi in spans))
+        xt, yt = np.ascontiguousarray(x, dtype=_NP[dtype]), np.ascontiguousarray(y, dtype=_NP[dtype])
+        if holdout > 0:
+            xh, yh = xh.cpu().numpy(), yh.cpu().numpy()
+    else:
+        step_fn = _torch_stepper(kind, net, gen, dev, lr, ema, clip, form)
 
     total = epochs * len(spans)
     bar, callback = _progress(progress, total)
@@ -364,50 +458,27 @@ def _fit(
     start = time.perf_counter()
     try:
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=gen).to(dev) if shuffle else None
+            order = torch.randperm(n, generator=gen) if shuffle else None
+            if order is not None:
+                order = order.numpy() if engine == "numba" else order.to(dev)
             for bi, (lo, hi) in enumerate(spans):
                 if order is None:
                     xb, yb = xt[lo:hi], yt[lo:hi]
                 else:
                     sel = order[lo:hi]
                     xb, yb = xt[sel], yt[sel]
-                bound, extra = bound_of(xb, yb)
-                if kind == "mine" and ema is not None:
-                    t_joint, t_marg = extra
-                    lme = log_mean_exp(t_marg)
-                    cur = lme.detach()
-                    if log_ma is None:
-                        log_ma = cur
-                    else:
-                        log_ma = (
-                            torch.logaddexp(log_ma + math.log1p(-ema), cur + math.log(ema))
-                            if ema < 1
-                            else cur
-                        )
-                    # Belghazi et al. 2018, section 3.2: the gradient of log E_Q[e^T] is
-                    # grad E_Q[e^T] / E_Q[e^T]; the denominator is replaced by its moving
-                    # average. Surrogate whose gradient is exactly that.
-                    loss = -(t_joint.mean() - torch.exp(lme - log_ma))
-                else:
-                    loss = -bound
-                held = math.nan
-                if holdout > 0:
-                    with torch.no_grad():
-                        hlo, hhi = hold_spans[step % len(hold_spans)]
-                        held = float(bound_of(xh[hlo:hhi], yh[hlo:hhi])[0])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                est = float(bound.detach())
-                _check_step(
-                    kind, step, epoch, bi, est, float(loss.detach()), held if holdout > 0 else 0.0
-                )
+                hold = None
+                if holdout > 0:  # one held-out batch per step, cycling
+                    hlo, hhi = hold_spans[step % len(hold_spans)]
+                    hold = (xh[hlo:hhi], yh[hlo:hhi])
+                est, loss, held = step_fn(xb, yb, hold)
+                _check_step(kind, step, epoch, bi, est, loss, held if holdout > 0 else 0.0)
                 row = {
                     "step": step,
                     "epoch": epoch,
                     "batch": bi,
                     "estimate_nats": est,
-                    "loss": float(loss.detach()),
+                    "loss": loss,
                     "heldout_nats": held,
                 }
                 for key, value in row.items():
@@ -462,9 +533,15 @@ _COMMON_DOC = """
     progress : False, True (tqdm bar on stderr, current estimate in the postfix) or a
         callable ``progress(step, row)`` called once per step with the trace row as a dict.
     dtype : "float32" (thesis, default) or "float64".
-    threads : None (leave torch's and numba's thread counts as they are) or an int >= 1:
-        torch and numba use that many threads during the call (restored afterwards). On a
-        busy machine small batches run far faster on 1 thread than on several.
+    threads : int >= 1 (default 1) or None: torch and numba use that many threads during
+        the call (restored afterwards); None leaves their settings as they are (torch's
+        default is every core). One thread is the fast choice for these small critics: MINE,
+        NWJ and SMILE run their whole step in one single-threaded numba call anyway, and on a
+        busy machine a 2-thread step can be 10-100 times slower than a 1-thread one. InfoNCE
+        on large batches (b >= ~1000) gains from more threads on an idle machine. The same
+        seed and thread count give bit-identical results; InfoNCE's fused kernels give the
+        same bits for any thread count, the torch-based forms ("broadcast", "tiled", CUDA)
+        and torch's first-layer products may differ in the last bits between thread counts.
 """
 
 _RAISES_DOC = """
@@ -498,7 +575,7 @@ def mine_mi(
     ema: float | None = None,
     progress=False,
     dtype: str = "float32",
-    threads: int | None = None,
+    threads: int | None = 1,
 ) -> NeuralResult:
     """MINE estimate of I(X; Y) in nats: the Donsker-Varadhan bound trained with a critic MLP.
 
@@ -536,7 +613,7 @@ def nwj_mi(
     last: int = 20,
     progress=False,
     dtype: str = "float32",
-    threads: int | None = None,
+    threads: int | None = 1,
 ) -> NeuralResult:
     """NWJ estimate of I(X; Y) in nats: ``mean T(joint) - mean exp(T(marginal) - 1)``.
 
@@ -567,7 +644,7 @@ def smile_mi(
     last: int = 20,
     progress=False,
     dtype: str = "float32",
-    threads: int | None = None,
+    threads: int | None = 1,
 ) -> NeuralResult:
     """SMILE estimate of I(X; Y) in nats: the DV bound with the critic clipped in its
     partition term, ``mean T(joint) - log mean exp(clip(T(marginal), -clip, clip))``.
@@ -608,7 +685,7 @@ def infonce_mi(
     progress=False,
     form: str = "auto",
     dtype: str = "float32",
-    threads: int | None = None,
+    threads: int | None = 1,
 ) -> NeuralResult:
     """InfoNCE estimate of I(X; Y) in nats, never above log(batch size).
 

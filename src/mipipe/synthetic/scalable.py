@@ -165,7 +165,8 @@ def run_scalable_grid(
                 status, error = "failed", f"non-finite estimate {est!r}"
         except Exception as exc:  # recorded, so one bad grid point does not sink the run
             est, status, error = math.nan, "failed", f"{type(exc).__name__}: {exc}"
-        row = {**labels, "estimator": estimator, "n": n, "D": D, "estimate_nats": est,
+        row = {**labels, "estimator": estimator, "n": n, "D": D, "dim_x": D, "dim_y": D,
+               "standardise": False, "estimate_nats": est,
                "true_mi_nats": float(true_mi[D]), TARGET_COLUMN: target,
                "seconds": time.perf_counter() - t0, "status": status, "error": error}
         if estimator in SLICED:
