@@ -429,6 +429,6 @@ rule check_inference_failures:
         runtime=5,
     params:
         allow_failures=config.get("allow_failures", False),
-        table=f"{DI}/mi.parquet",
+        table=lambda w, input: input.failures,
     script:
         "../scripts/check_failures.py"
