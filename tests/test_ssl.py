@@ -239,3 +239,40 @@ def test_augmentation_gives_float_views_of_the_same_shape():
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     with pytest.raises(ValueError, match="crop_scale"):
         simclr_augmentation({"crop_scale": [0.9, 0.1]}, 8, 1)
+
+
+def _nan_encoder():
+    enc = build_encoder(SMALL)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.fill_(float("nan"))
+    return enc
+
+
+def test_a_non_finite_loss_stops_simclr_and_stealing_naming_epoch_and_step():
+    aug = simclr_augmentation({"crop_scale": [0.5, 1.0], "flip": 0.0}, 8, 1)
+    with pytest.raises(FloatingPointError, match=r"simclr: the training loss is nan at epoch 1/2, "
+                                                  r"step 1; .*no checkpoint"):
+        train_simclr(_nan_encoder(), build_head(16, {"hidden": 8, "out": 4}), images(64),
+                     augmentation=aug, temperature=0.2, epochs=2, batch_size=32)
+    victim = build_encoder(SMALL)
+    with pytest.raises(FloatingPointError, match=r"steal: the training loss is nan at epoch 1/3, "
+                                                  r"step 1"):
+        steal(black_box(victim), _nan_encoder(), images(64), epochs=3, batch_size=32)
+
+
+def test_a_diverged_training_job_writes_no_checkpoint(tmp_path, monkeypatch):
+    from mipipe.inference import stages
+
+    data = tmp_path / "data.pt"
+    torch.save({"images": images(64), "labels": torch.zeros(64, dtype=torch.int64),
+                "classes": ["a"], "name": "t"}, data)
+    monkeypatch.setattr(stages, "build_encoder", lambda spec: _nan_encoder())
+    out = tmp_path / "victim.pt"
+    recipe = {"epochs": 2, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
+              "augmentation": {"crop_scale": [0.5, 1.0], "flip": 0.0}}
+    with pytest.raises(FloatingPointError, match="epoch 1/2, step 1"):
+        stages.train_simclr_stage(data, out, rows=None, encoder_spec=SMALL,
+                                  head_spec={"hidden": 8, "out": 4}, recipe=recipe,
+                                  temperature=0.2, seed=0, device="cpu")
+    assert not out.exists() and list(tmp_path.iterdir()) == [data]
