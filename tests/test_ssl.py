@@ -276,3 +276,60 @@ def test_a_diverged_training_job_writes_no_checkpoint(tmp_path, monkeypatch):
                                   head_spec={"hidden": 8, "out": 4}, recipe=recipe,
                                   temperature=0.2, seed=0, device="cpu")
     assert not out.exists() and list(tmp_path.iterdir()) == [data]
+
+
+def _save_small(path, seed=0):
+    seed_everything(seed)
+    enc, head = build_encoder(SMALL), build_head(16, {"hidden": 8, "out": 4})
+    save_checkpoint(path, enc, SMALL, head=head, head_spec={"hidden": 8, "out": 4},
+                    config={"seed": seed}, metrics={"final_loss": 1.5})
+
+
+def test_same_weights_give_byte_identical_checkpoints_under_any_file_name(tmp_path):
+    _save_small(tmp_path / "a.pt")
+    _save_small(tmp_path / "b.pt")
+    _save_small(tmp_path / "c.pt", seed=1)
+    a, b = (tmp_path / "a.pt").read_bytes(), (tmp_path / "b.pt").read_bytes()
+    assert a == b and a != (tmp_path / "c.pt").read_bytes()
+    assert b"archive/" in a and b"tmp" not in a  # the zip's folder is fixed, not the temp name
+
+
+def test_a_flipped_weight_byte_fails_the_checksum_naming_the_file(tmp_path):
+    from mipipe.inference.checkpoints import weights_digest
+
+    path = tmp_path / "victim.pt"
+    _save_small(path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["weights_sha256"] == weights_digest(payload["encoder"], payload["head"])
+    key = next(k for k, v in payload["encoder"].items() if v.is_floating_point())
+    payload["encoder"][key].view(-1).view(torch.uint8)[0] ^= 1  # one bit of one weight
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"victim\.pt: the weights do not match the "
+                                              r"checksum stored in the checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda p: p.update(head_spec=None), r"has head weights but head_spec is None"),
+    (lambda p: p.pop("encoder_spec"), r"has no encoder_spec"),
+])
+def test_checkpoint_without_its_specs_fails_naming_the_file(tmp_path, edit, match):
+    path = tmp_path / "enc.pt"
+    _save_small(path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"enc\.pt: the checkpoint " + match):
+        load_checkpoint(path)
+
+
+def test_a_truncated_data_cache_fails_naming_the_file(tmp_path):
+    from mipipe.inference.stages import load_source
+
+    path = tmp_path / "digits_train.pt"
+    torch.save({"images": images(16), "labels": torch.zeros(16, dtype=torch.int64)}, path)
+    assert len(load_source(path)[0]) == 16
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"digits_train\.pt: the data cache is corrupt or "
+                                         r"truncated"):
+        load_source(path)
