@@ -25,6 +25,21 @@ from .training import (black_box, extract_features, linear_eval_features, resolv
 log = logging.getLogger("mipipe.inference")
 
 
+# ------------------------------------------------------------------------------- names
+
+# the {tau} wildcard: every string repr() gives for a positive finite float (0.1, 1e-05,
+# 1.5e+20), so the wildcard matches each name that victim_name writes
+TAU_PATTERN = r"[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?"
+
+
+def victim_name(temperature) -> str:
+    """Encoder name of the victim trained at ``temperature``: ``victim_tau`` + repr(float),
+    e.g. ``victim_tau0.1``, ``victim_tau0.1234567``, ``victim_tau1e-05``. repr is the
+    shortest string that reads back as the same float, so two different temperatures never
+    share a name and ``float(name[10:])`` is the temperature exactly."""
+    return f"victim_tau{float(temperature)!r}"
+
+
 # ------------------------------------------------------------------------------- data
 
 def source_name(spec: dict) -> str:
