@@ -9,7 +9,7 @@
 
 import json
 
-from mipipe.inference.stages import source_name
+from mipipe.inference.stages import TAU_PATTERN, source_name, victim_name
 
 
 def di_canon(obj):
@@ -21,8 +21,8 @@ def di_canon(obj):
 INF = di_canon(config["inference"])
 DI = f"{RESULTS}/inference"
 DI_TAU = [float(t) for t in INF["victim"]["temperatures"]]
-DI_TARGET = f"victim_tau{float(INF['victim']['target']):g}"
-DI_VICTIMS = [f"victim_tau{t:g}" for t in DI_TAU]
+DI_TARGET = victim_name(INF["victim"]["target"])  # repr: exact, never rounded
+DI_VICTIMS = [victim_name(t) for t in DI_TAU]
 DI_STOLEN = [f"stolen_{h}" for h in INF["stealing"]["heads"]]
 DI_RANDOM = [f"random_seed{s}" for s in INF["random"]["seeds"]]
 # encoder name -> role in the MI tables
@@ -109,7 +109,7 @@ DI_SOURCES = {source_name(s): {k: s[k] for k in s if k != "rows"} for s in di_sp
 
 
 wildcard_constraints:
-    tau=r"[0-9.]+",
+    tau=TAU_PATTERN,
     head="none|victim|stolen|both",
     source="|".join(DI_SOURCES),
     encoder="|".join([*DI_ROLES, *DI_EXTRA]),

@@ -342,3 +342,52 @@ def test_old_import_paths_are_the_moved_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def _embedding_file(path, z, images=None):
+    from mipipe.io import write_parquet
+
+    df = pd.DataFrame(z, columns=[f"z{j}" for j in range(np.shape(z)[1])])
+    if images is not None:
+        df.insert(0, "image", np.asarray(images, dtype=np.int64))
+    write_parquet(df, path)
+    return path
+
+
+def test_embedding_files_with_bad_values_fail_naming_the_file(tmp_path):
+    from mipipe.inference.mi import read_embedding
+
+    z = np.random.default_rng(0).normal(size=(6, 2))
+    good = _embedding_file(tmp_path / "victim.parquet", z, range(6))
+    np.testing.assert_array_equal(read_embedding(good), z.astype(np.float32))
+    text = pd.DataFrame({"image": range(6), "z0": z[:, 0], "z1": ["a"] * 6})
+    text.to_parquet(tmp_path / "text.parquet")
+    with pytest.raises(ValueError, match=r"text\.parquet: embedding column\(s\) \['z1'\] are "
+                                         r"not numeric"):
+        read_embedding(tmp_path / "text.parquet")
+    huge = z.copy()
+    huge[2, 1] = 1e300
+    _embedding_file(tmp_path / "huge.parquet", huge)
+    with pytest.raises(ValueError, match=r"huge\.parquet: 1 embedding value\(s\) overflow "
+                                         r"float32 \(largest \|z\| = 1e\+300"):
+        read_embedding(tmp_path / "huge.parquet")
+
+
+def test_mi_stage_aligns_embeddings_on_the_image_column(tmp_path):
+    from mipipe.inference.mi import mi_stage
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(40, 2))
+    ref = _embedding_file(tmp_path / "victim.parquet", z, range(40))
+    order = rng.permutation(40)
+    shuffled = _embedding_file(tmp_path / "copy.parquet", z[order], order)
+    other = _embedding_file(tmp_path / "other.parquet", z, range(1, 41))
+    mi = {"estimator": "knn", "k": 1, "p": 2.0, "n_permutations": 3, "seed": 0}
+    df = mi_stage(ref, {"victim": (ref, "victim", 0), "copy": (shuffled, "copy", 0)},
+                  tmp_path / "mi.parquet", reference="victim", n_values=[40], mi=mi)
+    # the shuffled copy, realigned, is the victim itself: the same MI, exactly
+    assert df["mi_nats"].iloc[0] == df["mi_nats"].iloc[1] and (df["status"] == "ok").all()
+    with pytest.raises(ValueError, match=r"victim\.parquet and .*other\.parquet do not embed "
+                                         r"the same images"):
+        mi_stage(ref, {"other": (other, "independent", 0)}, tmp_path / "mi2.parquet",
+                 reference="victim", n_values=[40], mi=mi)

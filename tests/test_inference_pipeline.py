@@ -215,3 +215,26 @@ def test_failed_mi_rows_fail_the_run_unless_allowed(inference_run, tmp_path):
     ok = snakemake(work, "inference", "--config", "allow_failures=True", configfile=TINY_INF)
     assert ok.returncode == 0
     assert "allowed by allow_failures" in (work / "results" / "checks" / "inference.ok").read_text()
+
+
+def test_victim_names_are_exact_temperatures_that_the_wildcard_matches(tmp_path):
+    """tau = 1e-05 (repr's exponent form) and two temperatures that agree to 6 digits get
+    distinct, exact names, and the DAG builds for all of them."""
+    import re
+
+    from mipipe.inference.stages import TAU_PATTERN, victim_name
+
+    taus = [1e-05, 0.1234567, 0.1234568]
+    names = [victim_name(t) for t in taus]
+    assert names == ["victim_tau1e-05", "victim_tau0.1234567", "victim_tau0.1234568"]
+    assert all(re.fullmatch(TAU_PATTERN, n[10:]) and float(n[10:]) == t
+               for n, t in zip(names, taus))
+    cfg = yaml.safe_load(TINY_INF.read_text())
+    cfg["inference"]["victim"].update(temperatures=taus, target=0.1234567)
+    path = tmp_path / "taus.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    text = snakemake(tmp_path, "-n", "inference", configfile=path).stdout
+    assert any(line.split()[:2] == ["di_victim", "3"] for line in text.splitlines()), text
+    for name in names:
+        assert f"encoders/{name}.pt" in text
+    assert "embeddings/victim_tau0.1234567.parquet" in text

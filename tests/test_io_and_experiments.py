@@ -312,6 +312,16 @@ INFERENCE_TINY = Path(__file__).parent / "configs" / "tiny_inference.yaml"
          r"inference/random/seeds/1: seed 1180591620717411303424 is outside"),
         (lambda i: i["mi"].update(p="0.5"), r"inference/mi/p must be a real number >= 1 or inf, got '0.5'"),
         (lambda i: i["mi"].update(p=0.5), r"inference/mi/p must be >= 1"),
+        # sizes against the known split sizes (digits train: round(0.8 * 1797) = 1438)
+        (lambda i: (i["stealing"]["queries"].pop("rows"), i["stealing"].update(n_queries=2000)),
+         r"inference/stealing/n_queries = 2000 exceeds the 1438 images of stealing/queries "
+         r"\(digits/train\)"),
+        (lambda i: i["embeddings"].update(data={"dataset": "digits", "split": "test"},
+                                          n=[60, 400]),
+         r"inference/embeddings/n: 400 exceeds the 359 images of embeddings/data \(digits/test\)"),
+        (lambda i: i["victim"]["data"].update(rows=[0, 5000]),
+         r"inference/victim/data/rows: stop 5000 is past the end of digits/train, which has "
+         r"1438 images"),
     ],
 )
 def test_inference_config_errors_name_the_key(mutate, match):

@@ -239,3 +239,97 @@ def test_augmentation_gives_float_views_of_the_same_shape():
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
     with pytest.raises(ValueError, match="crop_scale"):
         simclr_augmentation({"crop_scale": [0.9, 0.1]}, 8, 1)
+
+
+def _nan_encoder():
+    enc = build_encoder(SMALL)
+    with torch.no_grad():
+        for p in enc.parameters():
+            p.fill_(float("nan"))
+    return enc
+
+
+def test_a_non_finite_loss_stops_simclr_and_stealing_naming_epoch_and_step():
+    aug = simclr_augmentation({"crop_scale": [0.5, 1.0], "flip": 0.0}, 8, 1)
+    with pytest.raises(FloatingPointError, match=r"simclr: the training loss is nan at epoch 1/2, "
+                                                  r"step 1; .*no checkpoint"):
+        train_simclr(_nan_encoder(), build_head(16, {"hidden": 8, "out": 4}), images(64),
+                     augmentation=aug, temperature=0.2, epochs=2, batch_size=32)
+    victim = build_encoder(SMALL)
+    with pytest.raises(FloatingPointError, match=r"steal: the training loss is nan at epoch 1/3, "
+                                                  r"step 1"):
+        steal(black_box(victim), _nan_encoder(), images(64), epochs=3, batch_size=32)
+
+
+def test_a_diverged_training_job_writes_no_checkpoint(tmp_path, monkeypatch):
+    from mipipe.inference import stages
+
+    data = tmp_path / "data.pt"
+    torch.save({"images": images(64), "labels": torch.zeros(64, dtype=torch.int64),
+                "classes": ["a"], "name": "t"}, data)
+    monkeypatch.setattr(stages, "build_encoder", lambda spec: _nan_encoder())
+    out = tmp_path / "victim.pt"
+    recipe = {"epochs": 2, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
+              "augmentation": {"crop_scale": [0.5, 1.0], "flip": 0.0}}
+    with pytest.raises(FloatingPointError, match="epoch 1/2, step 1"):
+        stages.train_simclr_stage(data, out, rows=None, encoder_spec=SMALL,
+                                  head_spec={"hidden": 8, "out": 4}, recipe=recipe,
+                                  temperature=0.2, seed=0, device="cpu")
+    assert not out.exists() and list(tmp_path.iterdir()) == [data]
+
+
+def _save_small(path, seed=0):
+    seed_everything(seed)
+    enc, head = build_encoder(SMALL), build_head(16, {"hidden": 8, "out": 4})
+    save_checkpoint(path, enc, SMALL, head=head, head_spec={"hidden": 8, "out": 4},
+                    config={"seed": seed}, metrics={"final_loss": 1.5})
+
+
+def test_same_weights_give_byte_identical_checkpoints_under_any_file_name(tmp_path):
+    _save_small(tmp_path / "a.pt")
+    _save_small(tmp_path / "b.pt")
+    _save_small(tmp_path / "c.pt", seed=1)
+    a, b = (tmp_path / "a.pt").read_bytes(), (tmp_path / "b.pt").read_bytes()
+    assert a == b and a != (tmp_path / "c.pt").read_bytes()
+    assert b"archive/" in a and b"tmp" not in a  # the zip's folder is fixed, not the temp name
+
+
+def test_a_flipped_weight_byte_fails_the_checksum_naming_the_file(tmp_path):
+    from mipipe.inference.checkpoints import weights_digest
+
+    path = tmp_path / "victim.pt"
+    _save_small(path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["weights_sha256"] == weights_digest(payload["encoder"], payload["head"])
+    key = next(k for k, v in payload["encoder"].items() if v.is_floating_point())
+    payload["encoder"][key].view(-1).view(torch.uint8)[0] ^= 1  # one bit of one weight
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"victim\.pt: the weights do not match the "
+                                              r"checksum stored in the checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda p: p.update(head_spec=None), r"has head weights but head_spec is None"),
+    (lambda p: p.pop("encoder_spec"), r"has no encoder_spec"),
+])
+def test_checkpoint_without_its_specs_fails_naming_the_file(tmp_path, edit, match):
+    path = tmp_path / "enc.pt"
+    _save_small(path)
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"enc\.pt: the checkpoint " + match):
+        load_checkpoint(path)
+
+
+def test_a_truncated_data_cache_fails_naming_the_file(tmp_path):
+    from mipipe.inference.stages import load_source
+
+    path = tmp_path / "digits_train.pt"
+    torch.save({"images": images(16), "labels": torch.zeros(16, dtype=torch.int64)}, path)
+    assert len(load_source(path)[0]) == 16
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"digits_train\.pt: the data cache is corrupt or "
+                                         r"truncated"):
+        load_source(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .inference.data import CHANNELS, SPLITS
+from .inference.data import CHANNELS, SIZES, SPLITS, split_size
 from .synthetic.experiments import GRID_KEYS, NEURAL_ESTIMATORS, NEURAL_GRID_KEYS, NN_OPTIONS, parse_p
 from .synthetic.scalable import SCALABLE_ESTIMATORS
 
@@ -394,18 +394,29 @@ def check_inference(inf: dict) -> None:
                 f"{where}/{key}: {name} images have {CHANNELS[name]} channel(s) but "
                 f"inference/encoder/in_channels is {channels}"
             )
-    q_rows = inf["stealing"]["queries"].get("rows")
-    if q_rows is not None and inf["stealing"]["n_queries"] > q_rows[1] - q_rows[0]:
-        raise ConfigError(
-            f"{where}/stealing/n_queries = {inf['stealing']['n_queries']} exceeds the "
-            f"{q_rows[1] - q_rows[0]} images of stealing/queries/rows {q_rows}"
-        )
-    e_rows = inf["embeddings"]["data"].get("rows")
-    if e_rows is not None and max(inf["embeddings"]["n"]) > e_rows[1] - e_rows[0]:
-        raise ConfigError(
-            f"{where}/embeddings/n: {max(inf['embeddings']['n'])} exceeds the "
-            f"{e_rows[1] - e_rows[0]} images of embeddings/data/rows {e_rows}"
-        )
+    fraction = float((inf.get("data") or {}).get("train_fraction", 0.8))
+    available = {}  # images each spec gives: its rows, else its whole split
+    for key, spec in specs.items():
+        rows, name, split = spec.get("rows"), spec.get("dataset"), spec.get("split")
+        size = split_size(name, split, fraction) if name in SIZES else None
+        if rows is not None and size is not None and rows[1] > size:
+            raise ConfigError(
+                f"{where}/{key}/rows: stop {rows[1]} is past the end of {name}/{split}, "
+                f"which has {size} images"
+            )
+        available[key] = rows[1] - rows[0] if rows is not None else size
+    q_rows, n_q = inf["stealing"]["queries"].get("rows"), inf["stealing"]["n_queries"]
+    if available["stealing/queries"] is not None and n_q > available["stealing/queries"]:
+        src = (f"stealing/queries/rows {q_rows}" if q_rows is not None else
+               "stealing/queries ({dataset}/{split})".format(**inf["stealing"]["queries"]))
+        raise ConfigError(f"{where}/stealing/n_queries = {n_q} exceeds the "
+                          f"{available['stealing/queries']} images of {src}")
+    e_rows, n_e = inf["embeddings"]["data"].get("rows"), max(inf["embeddings"]["n"])
+    if available["embeddings/data"] is not None and n_e > available["embeddings/data"]:
+        src = (f"embeddings/data/rows {e_rows}" if e_rows is not None else
+               "embeddings/data ({dataset}/{split})".format(**inf["embeddings"]["data"]))
+        raise ConfigError(f"{where}/embeddings/n: {n_e} exceeds the "
+                          f"{available['embeddings/data']} images of {src}")
     if "detection" in inf:
         _check_members(inf["detection"]["members"], inf["victim"]["data"], where)
         extra = sorted(set(inf["detection"].get("stolen_heads", [])) - set(inf["stealing"]["heads"]))

@@ -6,7 +6,14 @@ dicts, so the safe unpickler accepts it)::
     {"format": "mipipe-encoder", "version": 1,
      "encoder_spec": {...}, "encoder": state_dict,
      "head_spec": {...} | None, "head": state_dict | None,
-     "config": {...}, "metrics": {...}}
+     "config": {...}, "metrics": {...}, "weights_sha256": "..."}
+
+The archive is serialised in memory (so the zip's inner folder is always ``archive``, never
+the random temporary name) and then written atomically: the same weights, config and
+metrics give a byte-identical file. No wall-clock time goes into it (timings are in the
+benchmark files). ``weights_sha256`` is a SHA-256 over every tensor's name, dtype, shape and
+bytes; :func:`load_checkpoint` recomputes it, so a flipped byte in any tensor is an error
+naming the file.
 
 Loading rebuilds the modules from the specs and calls ``load_state_dict(strict=True)`` after
 comparing the key sets itself, so a renamed key (e.g. the ``module.`` prefix that
@@ -17,6 +24,8 @@ matched and it silently stole from a randomly initialised network (shared/README
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import torch
@@ -50,8 +59,23 @@ def save_checkpoint(path, encoder, encoder_spec: dict, *, head=None, head_spec=N
         "config": config or {},
         "metrics": metrics or {},
     }
+    payload["weights_sha256"] = weights_digest(payload["encoder"], payload["head"])
+    buf = io.BytesIO()
+    torch.save(payload, buf)  # an in-memory buffer: the archive name is fixed ("archive")
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        Path(tmp).write_bytes(buf.getvalue())
+
+
+def weights_digest(encoder_state: dict, head_state: dict | None = None) -> str:
+    """SHA-256 (hex) over the encoder's and the head's tensors: for each, in key order, the
+    part name, key, dtype, shape and the raw bytes of the contiguous CPU tensor."""
+    h = hashlib.sha256()
+    for part, state in (("encoder", encoder_state), ("head", head_state or {})):
+        for key in sorted(state):
+            t = state[key].detach().cpu().contiguous()
+            h.update(f"{part}/{key}/{t.dtype}/{tuple(t.shape)}\n".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def load_state_strict(module: torch.nn.Module, state: dict, what: str) -> None:
@@ -96,7 +120,9 @@ def load_checkpoint(path, device="cpu"):
     FileNotFoundError
         ``path`` does not exist.
     CheckpointError
-        Not a mipipe checkpoint, an unknown format version, or a key/shape mismatch.
+        Not a mipipe checkpoint, an unknown format version, a missing ``encoder_spec`` (or
+        head weights without a ``head_spec``), a key/shape mismatch, or weights that do not
+        match the stored ``weights_sha256``; each message starts with the file.
     """
     path = Path(path)
     if not path.exists():
@@ -112,6 +138,12 @@ def load_checkpoint(path, device="cpu"):
             f"{path}: checkpoint format version {payload.get('version')!r}, this mipipe reads "
             f"version {FORMAT_VERSION}"
         )
+    if not isinstance(payload.get("encoder_spec"), dict):
+        raise CheckpointError(f"{path}: the checkpoint has no encoder_spec (a dict of the "
+                              "encoder's architecture), so the encoder cannot be rebuilt")
+    if payload.get("head") is not None and not isinstance(payload.get("head_spec"), dict):
+        raise CheckpointError(f"{path}: the checkpoint has head weights but head_spec is "
+                              f"{payload.get('head_spec')!r}, so the head cannot be rebuilt")
     encoder = build_encoder(payload["encoder_spec"])
     load_state_strict(encoder, payload["encoder"], f"{path} (encoder)")
     head = None
@@ -119,6 +151,11 @@ def load_checkpoint(path, device="cpu"):
         head = build_head(encoder.out_dim, payload["head_spec"])
         load_state_strict(head, payload["head"], f"{path} (head)")
         head = head.to(device).eval()
+    # after the key checks, so a renamed key is reported as such
+    stored = payload.get("weights_sha256")
+    if stored is not None and stored != weights_digest(payload["encoder"], payload.get("head")):
+        raise CheckpointError(f"{path}: the weights do not match the checksum stored in the "
+                              "checkpoint (weights_sha256): the file is corrupt or was edited")
     return encoder.to(device).eval(), head, payload
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CHANNELS", "CHECKSUMS", "DATASETS", "SPLITS", "ImageSet", "load_images",
+__all__ = ["CHANNELS", "CHECKSUMS", "DATASETS", "SIZES", "SPLITS", "ImageSet", "load_images",
            "split_index"]
 
 # What the data sets are, without loading them (and without importing torch: mipipe.config
@@ -45,6 +45,28 @@ SPLITS = {
     "svhn_reshuffled": ("train", "test"),
     "stl10": ("train", "test", "unlabeled"),
 }
+
+# images per split as distributed; digits (1,797) and svhn_reshuffled (73,257 + 26,032 =
+# 99,289) are split by train_fraction, see :func:`split_size`
+SIZES = {
+    "digits": {None: 1797},
+    "cifar10": {"train": 50000, "test": 10000},
+    "svhn": {"train": 73257, "test": 26032},
+    "svhn_reshuffled": {None: 99289},
+    "stl10": {"train": 5000, "test": 8000, "unlabeled": 100000},
+}
+
+
+def split_size(name: str, split: str, train_fraction: float = 0.8) -> int:
+    """Number of images of ``name``'s ``split`` (as :func:`load_images` returns them, before
+    any rows slice). The seeded splits have ``round(train_fraction * n)`` train images
+    (:func:`split_index`). Raises KeyError for an unknown data set or split."""
+    sizes = SIZES[name]
+    if None not in sizes:
+        return sizes[split]
+    n_train = round(train_fraction * sizes[None])
+    return {"train": n_train, "test": sizes[None] - n_train}[split]
+
 
 # colour channels of each data set's images (digits are grey)
 CHANNELS = {"digits": 1, "cifar10": 3, "svhn": 3, "svhn_reshuffled": 3, "stl10": 3}

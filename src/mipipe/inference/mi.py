@@ -23,6 +23,7 @@ import inspect
 import logging
 import math
 import numbers
+import re
 import time
 from dataclasses import dataclass
 
@@ -466,13 +467,56 @@ def score_table(mi_rows: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- the MI stage
 
 
-def read_embedding(path) -> np.ndarray:
-    """(N, d) float32 embedding matrix of an embeddings Parquet file (columns z0..)."""
+def read_embedding(path, with_images: bool = False):
+    """(N, d) float32 embedding matrix of an embeddings Parquet file (columns z0, z1, ...).
+
+    with_images : also return the ``image`` column (int64 row ids, or None when the file has
+        none), as ``(z, images)``.
+
+    Raises ValueError naming the file when there are no z columns, a z column is not
+    numeric, a value is NaN/inf, or a finite value is too large for float32 (|z| > 3.4e38,
+    which would become inf).
+    """
     df = read_parquet(path)
-    cols = [c for c in df.columns if c.startswith("z")]
+    cols = [c for c in df.columns if re.fullmatch(r"z\d+", str(c))]
     if not cols:
         raise ValueError(f"{path}: no embedding columns z0, z1, ...")
-    return df[cols].to_numpy(dtype=np.float32)
+    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c])
+           or pd.api.types.is_bool_dtype(df[c])]
+    if bad:
+        raise ValueError(f"{path}: embedding column(s) {bad[:5]} are not numeric "
+                         f"(dtype {df[bad[0]].dtype})")
+    z64 = df[cols].to_numpy(dtype=np.float64)
+    if not np.isfinite(z64).all():
+        raise ValueError(f"{path}: the embeddings hold NaN or inf values")
+    big = np.abs(z64) > np.finfo(np.float32).max
+    if big.any():
+        raise ValueError(f"{path}: {int(big.sum())} embedding value(s) overflow float32 "
+                         f"(largest |z| = {np.abs(z64).max():.3g} > "
+                         f"{float(np.finfo(np.float32).max):.3g})")
+    z = z64.astype(np.float32)
+    if not with_images:
+        return z
+    images = df["image"].to_numpy(dtype=np.int64) if "image" in df.columns else None
+    return z, images
+
+
+def align_on_images(z_ref, ref_images, z_other, other_images, ref_path, other_path):
+    """Reorder ``z_other`` so that its rows embed the images of ``z_ref``'s rows, in order.
+
+    Without an ``image`` column in either file the rows are taken as given. Raises
+    ValueError naming both files when the two files do not embed the same set of images.
+    """
+    if ref_images is None or other_images is None:
+        return z_other
+    if np.array_equal(ref_images, other_images):
+        return z_other
+    if (len(np.unique(other_images)) != len(other_images)
+            or not np.array_equal(np.sort(ref_images), np.sort(other_images))):
+        raise ValueError(f"{ref_path} and {other_path} do not embed the same images "
+                         "(their 'image' columns differ)")
+    where = {int(img): i for i, img in enumerate(other_images)}
+    return z_other[[where[int(img)] for img in ref_images]]
 
 
 def pair_mi(z_ref, z_other, *, reference, other, role, seed, n_values, mi) -> list[dict]:
@@ -515,10 +559,12 @@ def mi_stage(ref_path, others: dict, out_path, *, reference, n_values, mi) -> pd
     others : {encoder name: (embedding path, role, seed)}; the reference itself belongs in it
     (its row is I(V;V) = I_max).
     """
-    z_ref = read_embedding(ref_path)
+    z_ref, ref_images = read_embedding(ref_path, with_images=True)
     rows = []
     for name, (path, role, seed) in others.items():
-        rows += pair_mi(z_ref, read_embedding(path), reference=reference, other=name, role=role,
+        z_other, other_images = read_embedding(path, with_images=True)
+        z_other = align_on_images(z_ref, ref_images, z_other, other_images, ref_path, path)
+        rows += pair_mi(z_ref, z_other, reference=reference, other=name, role=role,
                         seed=seed, n_values=n_values, mi=mi)
     df = pd.DataFrame(rows)
     write_parquet(df, out_path)

@@ -25,6 +25,21 @@ from .training import (black_box, extract_features, linear_eval_features, resolv
 log = logging.getLogger("mipipe.inference")
 
 
+# ------------------------------------------------------------------------------- names
+
+# the {tau} wildcard: every string repr() gives for a positive finite float (0.1, 1e-05,
+# 1.5e+20), so the wildcard matches each name that victim_name writes
+TAU_PATTERN = r"[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?"
+
+
+def victim_name(temperature) -> str:
+    """Encoder name of the victim trained at ``temperature``: ``victim_tau`` + repr(float),
+    e.g. ``victim_tau0.1``, ``victim_tau0.1234567``, ``victim_tau1e-05``. repr is the
+    shortest string that reads back as the same float, so two different temperatures never
+    share a name and ``float(name[10:])`` is the temperature exactly."""
+    return f"victim_tau{float(temperature)!r}"
+
+
 # ------------------------------------------------------------------------------- data
 
 def source_name(spec: dict) -> str:
@@ -66,9 +81,19 @@ def load_source(path, rows=None):
     """(images uint8 (N, C, H, W), labels int64 (N,)) of a cached source, rows [start, stop)
     if given (the order of the cache is kept).
 
-    Raises ValueError when the rows fall outside the cached set.
+    Raises ValueError when the rows fall outside the cached set, or when the file is not a
+    readable cache (truncated or corrupt: delete it and rerun the job that writes it).
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path}: the data cache is corrupt or truncated and cannot be read "
+                         f"({type(exc).__name__}: {exc}); delete it and rerun the job that "
+                         "writes it") from exc
+    if not isinstance(payload, dict) or not {"images", "labels"} <= set(payload):
+        raise ValueError(f"{path}: not a mipipe data cache (no 'images' and 'labels')")
     x, y = payload["images"], payload["labels"]
     if rows is not None:
         start, stop = int(rows[0]), int(rows[1])
@@ -117,11 +142,11 @@ def train_simclr_stage(data_path, out_path, *, rows, encoder_spec, head_spec, re
                            desc=f"{role} tau={temperature:g}")
     metrics = {"role": role, "temperature": float(temperature), "n_train": len(x),
                "final_loss": history[-1]["loss"] if history else math.nan,
-               "loss": [h["loss"] for h in history], "seconds": time.perf_counter() - t0,
-               "device": str(dev)}
+               "loss": [h["loss"] for h in history], "device": str(dev)}
+    seconds = time.perf_counter() - t0  # for the log only: time is in the benchmark files
     save_checkpoint(out_path, encoder, encoder_spec, head=head, head_spec=head_spec,
                     config={"recipe": recipe, "seed": seed, "rows": rows}, metrics=metrics)
-    return metrics
+    return {**metrics, "seconds": seconds}
 
 
 def steal_stage(victim_path, queries_path, out_path, *, rows, n_queries, encoder_spec,
@@ -147,12 +172,12 @@ def steal_stage(victim_path, queries_path, out_path, *, rows, n_queries, encoder
                                desc=f"steal head={variant}")
     metrics = {"role": "stolen", "head": variant, "n_queries": len(x),
                "final_loss": history[-1]["loss"] if history else math.nan,
-               "loss": [h["loss"] for h in history], "seconds": time.perf_counter() - t0,
-               "device": str(dev)}
+               "loss": [h["loss"] for h in history], "device": str(dev)}
+    seconds = time.perf_counter() - t0  # for the log only: time is in the benchmark files
     # the stolen encoder is g_s; its training heads are discarded like the victim's
     save_checkpoint(out_path, stolen, encoder_spec, config={"recipe": recipe, "seed": seed},
                     metrics=metrics)
-    return metrics
+    return {**metrics, "seconds": seconds}
 
 
 def random_stage(out_path, *, encoder_spec, seed, threads=1) -> dict:

@@ -82,13 +82,23 @@ def _optimiser(params, lr, weight_decay, epochs):
 
 def _fit(batch_loss, batches, opt, sched, epochs: int, desc: str) -> list[dict]:
     """The epoch loop: Adam steps on ``batch_loss(idx)`` for each batch of ``batches()``, the
-    scheduler stepped once per epoch, a tqdm bar on stderr (the job log)."""
+    scheduler stepped once per epoch, a tqdm bar on stderr (the job log).
+
+    Raises FloatingPointError naming the epoch and step (both from 1) at the first
+    non-finite loss, before that step updates the weights; the caller then writes no
+    checkpoint.
+    """
     history = []
     bar = tqdm(range(epochs), desc=desc, file=sys.stderr, mininterval=5.0, ascii=True)
     for epoch in bar:
         total, count = 0.0, 0
-        for idx in batches():
+        for step, idx in enumerate(batches(), 1):
             loss = batch_loss(idx)
+            if not bool(torch.isfinite(loss.detach()).all()):
+                raise FloatingPointError(
+                    f"{desc}: the training loss is {float(loss.detach())} at epoch "
+                    f"{epoch + 1}/{epochs}, step {step}; training stopped and no checkpoint "
+                    "was written (lower lr, or raise the temperature)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
