@@ -199,7 +199,7 @@ def test_tiny_config_is_valid():
         (lambda c: c["experiments"]["fig_n"].__setitem__("k", [1, 1]), "non-unique"),
         (lambda c: c.__setitem__("seeds", [-1]), "seeds"),
         (lambda c: c["experiments"].__setitem__("eps_sensitivity", c["experiments"]["eps_lin"]), "reserved"),
-        (lambda c: c["experiments"]["fig_n"]["estimators"].__setitem__("kde", {}), r"unknown key 'kde'\. Allowed here: \['infonce', 'knn', 'ksg1', 'ksg2', 'mine', 'nwj'\]"),
+        (lambda c: c["experiments"]["fig_n"]["estimators"].__setitem__("kde", {}), r"unknown key 'kde'\. Allowed here: \['cca', 'club', 'infonce', 'knn', 'ksg1', 'ksg2', 'ksliced', 'latent', 'mine', 'nwj', 'sliced', 'smile'\]"),
         # neural estimators (fig_neural: mine, infonce, ksg1)
         (lambda c: c["experiments"]["fig_neural"]["estimators"]["infonce"].__setitem__("ema", 0.1),
          r"unknown key 'ema'.*Allowed here: \['batch_size', 'device', 'epochs', 'hidden', 'holdout', 'lr', 'shuffle'\]"),
