@@ -107,7 +107,7 @@ def test_report_contains_every_figure_and_table_with_caption(report):
 
 def test_report_has_global_description(report):
     text = report.read_text()
-    assert "nearest-neighbour mutual-information estimators on synthetic data" in text
+    assert "mipipe: mutual-information estimators on synthetic data" in text
 
 
 def chromium_dom(chromium, page, profile, budget_ms=20000):
