@@ -110,7 +110,7 @@ DI_SOURCES = {source_name(s): {k: s[k] for k in s if k != "rows"} for s in di_sp
 
 wildcard_constraints:
     tau=TAU_PATTERN,
-    head="none|victim|stolen|both",
+    head="none|stolen|victim|both|attacker",  # = mipipe.inference.HEAD_VARIANTS
     source="|".join(DI_SOURCES),
     encoder="|".join([*DI_ROLES, *DI_EXTRA]),
     seed=r"[0-9]+",

@@ -104,7 +104,7 @@ def test_paper_config_dag_builds_without_data(tmp_path):
     out = snakemake(tmp_path, "-n", "inference", configfile=REPO / "configs" / "paper.yaml")
     text = out.stdout
     assert not (tmp_path / "data").exists()
-    for rule, count in [("di_victim", 4), ("di_steal", 4), ("di_data", 5), ("di_random", 3)]:
+    for rule, count in [("di_victim", 4), ("di_steal", 5), ("di_data", 5), ("di_random", 3)]:
         assert any(line.split()[:2] == [rule, str(count)] for line in text.splitlines()), text
     assert "gpu=1" in text
 

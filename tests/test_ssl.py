@@ -13,6 +13,7 @@ from mipipe.ssl import (CheckpointError, black_box, build_encoder, build_head, e
                         linear_eval, linear_eval_features, load_checkpoint, nt_xent,
                         save_checkpoint, seed_everything, simclr_augmentation, steal,
                         stealing_heads, train_simclr)
+from mipipe.inference.encoders import to_input
 from mipipe.ssl.train import query_victim
 
 SMALL = {"arch": "small_cnn", "in_channels": 1, "widths": [8, 16]}
@@ -174,14 +175,88 @@ def test_stealing_head_variants_map_to_matching_widths():
     assert stealing_heads("none", 16, 16, None) == (None, None)
     s, v = stealing_heads("stolen", 16, 32, {"hidden": 8})
     assert v is None and s(torch.zeros(2, 16)).shape == (2, 32)
-    s, v = stealing_heads("victim", 16, 32, {"hidden": 8})
+    # victim: the black box answers with the victim's own head; the stolen side only needs a
+    # linear map to the head's width, and nothing when the widths agree
+    s, v = stealing_heads("victim", 16, 4, {"hidden": 8})
+    assert v is None and isinstance(s, torch.nn.Linear) and s(torch.zeros(2, 16)).shape == (2, 4)
+    assert stealing_heads("victim", 4, 4, {"hidden": 8}) == (None, None)
+    s, v = stealing_heads("both", 16, 4, {"hidden": 8})
+    assert v is None and s(torch.zeros(2, 16)).shape == (2, 4) and len(list(s.children())) > 1
+    s, v = stealing_heads("attacker", 16, 32, {"hidden": 8})
     assert s is None and v(torch.zeros(2, 32)).shape == (2, 16)
-    s, v = stealing_heads("both", 16, 32, {"hidden": 8, "out": 4})
-    assert s(torch.zeros(2, 16)).shape == v(torch.zeros(2, 32)).shape == (2, 4)
     with pytest.raises(ValueError, match="equal widths"):
         stealing_heads("none", 16, 32, None)
     with pytest.raises(ValueError, match="head variant"):
         stealing_heads("projector", 16, 16, None)
+
+
+def test_black_box_with_the_victims_head_returns_that_heads_output():
+    seed_everything(0)
+    victim = build_encoder(SMALL).eval()
+    head = build_head(victim.out_dim, {"hidden": 8, "out": 4}).eval()
+    x = images(10, seed=3)
+    with torch.no_grad():
+        expected = head(victim(to_input(x)))
+    got = query_victim(black_box(victim, head=head), x)
+    assert got.shape == (10, 4)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert query_victim(black_box(victim), x).shape == (10, victim.out_dim)
+
+
+def _cache(path, x):
+    """A data cache as the pipeline's di_data rule writes it."""
+    torch.save({"images": x, "labels": torch.zeros(len(x), dtype=torch.long)}, path)
+
+
+def _victim_checkpoint(path, with_head):
+    seed_everything(0)
+    victim = build_encoder(SMALL)
+    head = build_head(victim.out_dim, {"hidden": 8, "out": 4}) if with_head else None
+    save_checkpoint(path, victim, SMALL, head=head,
+                    head_spec={"hidden": 8, "out": 4} if with_head else None)
+    return victim, head
+
+
+def test_steal_stage_head_victim_learns_the_victims_own_head_output(tmp_path):
+    from mipipe.inference.stages import steal_stage
+
+    victim, head = _victim_checkpoint(tmp_path / "victim.pt", with_head=True)
+    x = images(64, seed=4)
+    _cache(tmp_path / "q.pt", x)
+    recipe = {"temperature": 0.1, "epochs": 15, "batch_size": 32, "lr": 3e-3,
+              "weight_decay": 0.0}
+    m = steal_stage(tmp_path / "victim.pt", tmp_path / "q.pt", tmp_path / "stolen.pt",
+                    rows=None, n_queries=None, encoder_spec=SMALL, head_spec={"hidden": 8},
+                    variant="victim", recipe=recipe, seed=1, device="cpu")
+    assert m["head"] == "victim" and m["loss"][-1] < m["loss"][0] - 0.3
+    stolen, s_head, _ = load_checkpoint(tmp_path / "stolen.pt")
+    assert s_head is None  # the stealing-time linear map is discarded with the heads
+    # the stolen representations carry the head's output: a least-squares linear map from
+    # g_s(x) fits h_v(g_v(x)) far better than from a fresh encoder
+    target = query_victim(black_box(victim, head=head), x).double()
+
+    def fit_error(z):
+        z = torch.cat([torch.from_numpy(z).double(), torch.ones(len(z), 1, dtype=torch.double)], 1)
+        w = torch.linalg.lstsq(z, target).solution
+        return float(((z @ w - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum())
+
+    seed_everything(7)
+    assert fit_error(extract_features(stolen, x)) < fit_error(
+        extract_features(build_encoder(SMALL), x)) - 0.05
+
+
+def test_steal_stage_head_victim_refuses_a_victim_without_its_head(tmp_path):
+    from mipipe.inference.stages import steal_stage
+
+    _victim_checkpoint(tmp_path / "victim.pt", with_head=False)
+    _cache(tmp_path / "q.pt", images(8))
+    with pytest.raises(CheckpointError, match="victim.pt.*'both'.*own projection head"):
+        steal_stage(tmp_path / "victim.pt", tmp_path / "q.pt", tmp_path / "stolen.pt",
+                    rows=None, n_queries=None, encoder_spec=SMALL, head_spec={"hidden": 8},
+                    variant="both", recipe={"temperature": 0.1, "epochs": 1, "batch_size": 4,
+                                            "lr": 1e-3, "weight_decay": 0.0},
+                    seed=1, device="cpu")
+    assert not (tmp_path / "stolen.pt").exists()
 
 
 def test_linear_eval_on_separable_features_is_perfect_and_frozen():
@@ -333,3 +408,19 @@ def test_a_truncated_data_cache_fails_naming_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"digits_train\.pt: the data cache is corrupt or "
                                          r"truncated"):
         load_source(path)
+
+
+def test_head_variants_agree_between_library_schema_and_rules():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from mipipe.config import SCHEMA_PATH
+    from mipipe.inference import HEAD_VARIANTS
+
+    schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
+    stealing = schema["properties"]["inference"]["properties"]["stealing"]["properties"]
+    assert tuple(stealing["heads"]["items"]["enum"]) == HEAD_VARIANTS
+    rules = (Path(__file__).resolve().parents[1] / "rules" / "inference_common.smk").read_text()
+    assert tuple(re.search(r'head="([^"]+)"', rules).group(1).split("|")) == HEAD_VARIANTS

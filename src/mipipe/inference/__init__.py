@@ -45,8 +45,8 @@ _API = {
     "mi": ["ESTIMATORS", "PSI_TERMS", "PermutationResult", "drop_constant_columns",
            "embedding_mi", "mi_max_closed_form", "mi_score", "mi_stage", "normalise_embeddings",
            "pair_mi", "permutation_test", "permutations", "read_embedding", "score_table"],
-    "training": ["HEAD_VARIANTS", "black_box", "extract_features", "linear_eval",
-                 "linear_eval_features", "resolve_device", "seed_everything", "steal",
+    "training": ["HEAD_VARIANTS", "VICTIM_HEAD_VARIANTS", "black_box", "extract_features",
+                 "linear_eval", "linear_eval_features", "resolve_device", "seed_everything", "steal",
                  "stealing_heads", "train_simclr"],
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

@@ -17,10 +17,11 @@ import pandas as pd
 import torch
 
 from ..io import atomic_path, write_parquet
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .encoders import build_encoder, build_head
-from .training import (black_box, extract_features, linear_eval_features, resolve_device,
-                    seed_everything, steal, train_simclr)
+from .training import (VICTIM_HEAD_VARIANTS, black_box, extract_features,
+                       linear_eval_features, resolve_device, seed_everything, steal,
+                       train_simclr)
 
 log = logging.getLogger("mipipe.inference")
 
@@ -154,13 +155,19 @@ def steal_stage(victim_path, queries_path, out_path, *, rows, n_queries, encoder
     """Steal the victim checkpoint through the black box and save the stolen encoder.
 
     The victim is loaded strictly and wrapped by :func:`black_box`; only that function
-    reaches :func:`steal`. recipe : {temperature, epochs, batch_size, lr, weight_decay,
+    reaches :func:`steal`. For head variants ``victim`` and ``both`` it answers with the
+    victim's own projection head from the checkpoint (CheckpointError when there is none). recipe : {temperature, epochs, batch_size, lr, weight_decay,
     shuffle}.
     """
     dev = _setup(threads, seed, device)
-    victim, _, _ = load_checkpoint(victim_path, dev)
-    query = black_box(victim, dev)
-    del victim
+    victim, victim_head, _ = load_checkpoint(victim_path, dev)
+    if variant in VICTIM_HEAD_VARIANTS and victim_head is None:
+        raise CheckpointError(f"{victim_path}: head variant {variant!r} needs the victim's own "
+                              "projection head, and this checkpoint holds none")
+    # victim / both: the API answers with the victim's own trained head (the original code)
+    query = black_box(victim, dev,
+                      head=victim_head if variant in VICTIM_HEAD_VARIANTS else None)
+    del victim, victim_head
     x, _ = _first(*load_source(queries_path, rows), n_queries)
     stolen = build_encoder(encoder_spec)
     t0 = time.perf_counter()

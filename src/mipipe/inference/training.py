@@ -21,7 +21,9 @@ from .encoders import ProjectionHead, to_input
 from .losses import nt_xent, stealing_loss
 
 log = logging.getLogger("mipipe.inference")
-HEAD_VARIANTS = ("none", "victim", "stolen", "both")
+HEAD_VARIANTS = ("none", "stolen", "victim", "both", "attacker")
+#: variants whose black box answers with the victim's own trained projection head, h_v(g_v(x))
+VICTIM_HEAD_VARIANTS = ("victim", "both")
 
 
 def seed_everything(seed: int) -> None:
@@ -162,35 +164,54 @@ def train_simclr(encoder: nn.Module, head: nn.Module, images: torch.Tensor, *, a
     return history
 
 
-def black_box(encoder: nn.Module, device="cpu", batch_size: int = 512) -> Callable:
+def black_box(encoder: nn.Module, device="cpu", batch_size: int = 512,
+              head: nn.Module | None = None) -> Callable:
     """Serve an encoder as the stealing API: ``query(images (B, C, H, W) uint8) -> (B, d)``
-    float32 CPU tensor of representations (no projection head), computed in eval mode
-    without gradients. Only the function is handed to the attacker."""
+    float32 CPU tensor, computed in eval mode without gradients. Only the function is handed
+    to the attacker.
+
+    ``head=None`` returns the encoder's representations g_v(x) (d = encoder width). With the
+    victim's own trained projection head it returns h_v(g_v(x)) (d = head output width): the
+    original stealing code's ``--victimhead``, where the victim keeps its SimCLR head in the
+    checkpoint (Dziedzic et al. 2022; shared/README.md §4).
+    """
     device = torch.device(device)
     encoder = encoder.to(device).eval()
+    if head is not None:
+        head = head.to(device).eval()
 
     @torch.no_grad()
     def query(images: torch.Tensor) -> torch.Tensor:
         _check_images(images)
-        out = [encoder(to_input(images[i:i + batch_size]).to(device)).float().cpu()
-               for i in range(0, len(images), batch_size)]
+        out = []
+        for i in range(0, len(images), batch_size):
+            z = encoder(to_input(images[i:i + batch_size]).to(device))
+            out.append((head(z) if head is not None else z).float().cpu())
         return torch.cat(out)
 
     return query
 
 
 def stealing_heads(variant: str, stolen_dim: int, victim_dim: int, head_spec: dict | None):
-    """The attacker's trainable heads for a head variant (thesis §5.2, Table 2).
+    """The attacker's trainable layers for a head variant (thesis §5.2, Table 2).
+
+    ``victim_dim`` is the width of the black box's answers: the victim's representations
+    for ``none``, ``stolen`` and ``attacker``; the output of the victim's own projection head
+    for ``victim`` and ``both`` (serve it with ``black_box(..., head=victim_head)``).
 
     ``none``: the loss compares g_s(x) with g_v(x) directly (needs equal widths).
     ``stolen``: a projection head on the stolen encoder, h_s(g_s(x)) vs g_v(x).
-    ``victim``: a projection head on the victim's returned representations, g_s(x) vs
-    h_v(g_v(x)); h_v is the attacker's own trainable head (the API returns representations
-    only; the victim's SimCLR head is never exposed).
-    ``both``: h_s(g_s(x)) vs h_v(g_v(x)).
-    With one head, its last layer maps to the other side's width (the original code's
-    rule); with two, both map to ``head_spec['out']``. Returns (stolen_head, victim_head),
-    each an nn.Module or None.
+    ``victim`` (the original code's ``--victimhead``): g_s(x) vs h_v(g_v(x)), h_v being the
+    victim's own trained head behind the API. When the widths differ, one linear layer maps
+    g_s(x) to the head's width during stealing (the original stolen network ends in a linear
+    layer of the output width); it is discarded with the heads.
+    ``both``: h_s(g_s(x)) vs the victim's own h_v(g_v(x)).
+    ``attacker``: the thesis's reading: the API returns representations and the attacker
+    trains a head of its own on them, g_s(x) vs h_a(g_v(x)).
+    A projection head's last layer maps to the other side's width. Returns
+    (stolen_side, victim_side): an nn.Module or None each.
+
+    Raises ValueError for an unknown variant, or ``none`` with unequal widths.
     """
     if variant not in HEAD_VARIANTS:
         raise ValueError(f"stealing head variant must be one of {HEAD_VARIANTS}, got {variant!r}")
@@ -200,12 +221,11 @@ def stealing_heads(variant: str, stolen_dim: int, victim_dim: int, head_spec: di
         if stolen_dim != victim_dim:
             raise ValueError(f"head variant 'none' needs equal widths: stolen {stolen_dim}, victim {victim_dim}")
         return None, None
-    if variant == "stolen":
-        return ProjectionHead(stolen_dim, hidden, victim_dim), None
     if variant == "victim":
-        return None, ProjectionHead(victim_dim, hidden, stolen_dim)
-    out = int(spec.get("out", 128))
-    return ProjectionHead(stolen_dim, hidden, out), ProjectionHead(victim_dim, hidden, out)
+        return (None if stolen_dim == victim_dim else nn.Linear(stolen_dim, victim_dim)), None
+    if variant in ("stolen", "both"):
+        return ProjectionHead(stolen_dim, hidden, victim_dim), None
+    return None, ProjectionHead(victim_dim, hidden, stolen_dim)
 
 
 def query_victim(query: Callable, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -234,7 +254,8 @@ def steal(query: Callable, stolen: nn.Module, images: torch.Tensor, *, variant: 
     query : callable, (B, C, H, W) uint8 -> (B, d_v) representations (the black box)
     stolen : the attacker's fresh encoder (trained in place)
     images : (N, C, H, W) uint8, the attacker's query set (N = number of queries)
-    variant : none | victim | stolen | both (see :func:`stealing_heads`)
+    variant : none | stolen | victim | both | attacker (see :func:`stealing_heads`); for
+        ``victim`` and ``both`` the query must return the victim's own head output
     shuffle : False queries the batches in the same order every epoch (the original code)
 
     Returns
