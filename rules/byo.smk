@@ -50,7 +50,7 @@ rule byo_images:
     log:
         f"{RESULTS}/logs/byo/images/{{byo_set}}.log",
     benchmark:
-        f"{BENCHMARKS}/byo/images/{{byo_set}}.tsv"
+        f"{BENCHMARKS}/byo_images/{{byo_set}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -74,7 +74,7 @@ rule byo_embed:
     log:
         f"{RESULTS}/logs/byo/embed/{{byo_encoder}}.log",
     benchmark:
-        f"{BENCHMARKS}/byo/embed/{{byo_encoder}}.tsv"
+        f"{BENCHMARKS}/byo_embed/{{byo_encoder}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: BYO.get("threads", 1)
@@ -110,7 +110,7 @@ rule byo_detect:
     log:
         f"{RESULTS}/logs/byo/detect.log",
     benchmark:
-        f"{BENCHMARKS}/byo/detect.tsv"
+        f"{BENCHMARKS}/byo_detect/detect.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: BYO.get("threads", 1)

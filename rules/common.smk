@@ -357,7 +357,7 @@ def scalable_runtime(wildcards, threads, attempt):
     opts = run["grid"]["options"]
     seconds = 30.0
     for n in run["n"]:
-        for D in run["D"]:
+        for D in run_dims(run):  # one term per task in a task sweep
             scale = (n / 1e4) ** 1.75
             if wildcards.estimator == "sliced":
                 seconds += 0.1 * opts["n_slices"] * scale

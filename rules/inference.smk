@@ -7,7 +7,7 @@ rule di_data:
     log:
         f"{RESULTS}/logs/inference/data/{{source}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/data/{{source}}.tsv"
+        f"{BENCHMARKS}/di_data/{{source}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -29,7 +29,7 @@ rule di_victim:
     log:
         f"{RESULTS}/logs/inference/victim_tau{{tau}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/victim_tau{{tau}}.tsv"
+        f"{BENCHMARKS}/di_victim/victim_tau{{tau}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -58,7 +58,7 @@ rule di_independent:
     log:
         f"{RESULTS}/logs/inference/independent.log",
     benchmark:
-        f"{BENCHMARKS}/inference/independent.tsv"
+        f"{BENCHMARKS}/di_independent/independent.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -88,7 +88,7 @@ rule di_steal:
     log:
         f"{RESULTS}/logs/inference/stolen_{{head}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/stolen_{{head}}.tsv"
+        f"{BENCHMARKS}/di_steal/stolen_{{head}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -125,7 +125,7 @@ rule di_random:
     log:
         f"{RESULTS}/logs/inference/random_seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/random_seed{{seed}}.tsv"
+        f"{BENCHMARKS}/di_random/random_seed{{seed}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -147,7 +147,7 @@ rule di_copy:
     log:
         f"{RESULTS}/logs/inference/copy.log",
     benchmark:
-        f"{BENCHMARKS}/inference/copy.tsv"
+        f"{BENCHMARKS}/di_copy/copy.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -167,7 +167,7 @@ rule di_linear_eval:
     log:
         f"{RESULTS}/logs/inference/linear_eval/{{encoder}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/linear_eval/{{encoder}}.tsv"
+        f"{BENCHMARKS}/di_linear_eval/{{encoder}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -194,7 +194,7 @@ rule di_embed:
     log:
         f"{RESULTS}/logs/inference/embed/{{encoder}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/embed/{{encoder}}.tsv"
+        f"{BENCHMARKS}/di_embed/{{encoder}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -221,7 +221,7 @@ rule di_mi:
     log:
         f"{RESULTS}/logs/inference/mi.log",
     benchmark:
-        f"{BENCHMARKS}/inference/mi.tsv"
+        f"{BENCHMARKS}/di_mi/mi.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -268,7 +268,7 @@ rule di_tables:
     log:
         f"{RESULTS}/logs/inference/tables.log",
     benchmark:
-        f"{BENCHMARKS}/inference/tables.tsv"
+        f"{BENCHMARKS}/di_tables/tables.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1
@@ -292,7 +292,7 @@ use rule di_victim as di_victim_seed with:
     log:
         f"{RESULTS}/logs/inference/victim_tau{{tau}}_seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/victim_tau{{tau}}_seed{{seed}}.tsv"
+        f"{BENCHMARKS}/di_victim_seed/victim_tau{{tau}}_seed{{seed}}.tsv"
     params:
         seed=lambda wc: int(wc.seed),
 
@@ -303,7 +303,7 @@ use rule di_independent as di_independent_seed with:
     log:
         f"{RESULTS}/logs/inference/independent_seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/independent_seed{{seed}}.tsv"
+        f"{BENCHMARKS}/di_independent_seed/independent_seed{{seed}}.tsv"
     params:
         seed=lambda wc: int(wc.seed),
 
@@ -314,7 +314,7 @@ use rule di_steal as di_steal_seed with:
     log:
         f"{RESULTS}/logs/inference/stolen_{{head}}_seed{{seed}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/stolen_{{head}}_seed{{seed}}.tsv"
+        f"{BENCHMARKS}/di_steal_seed/stolen_{{head}}_seed{{seed}}.tsv"
     params:
         seed=lambda wc: int(wc.seed),
 
@@ -329,7 +329,7 @@ rule di_represent:
     log:
         f"{RESULTS}/logs/inference/represent/{{encoder}}.log",
     benchmark:
-        f"{BENCHMARKS}/inference/represent/{{encoder}}.tsv"
+        f"{BENCHMARKS}/di_represent/{{encoder}}.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: DI_THREADS
@@ -373,7 +373,7 @@ rule di_detection:
     log:
         f"{RESULTS}/logs/inference/detection.log",
     benchmark:
-        f"{BENCHMARKS}/inference/detection.tsv"
+        f"{BENCHMARKS}/di_detection/detection.tsv"
     conda:
         "../envs/mipipe.yaml"
     threads: 1

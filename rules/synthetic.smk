@@ -77,10 +77,10 @@ rule estimate:
 
 
 # the estimators past the kNN collapse (cca, sliced, ksliced, latent; issue 14): the same
-# rows plus true_target_nats, the sliced estimators' own truth
+# rows plus true_target_nats, the sliced estimators' own truth. Input as for estimate.
 rule estimate_scalable:
     input:
-        sample=lambda wc: f"{RESULTS}/samples/{EXPERIMENTS[wc.experiment]['dataset']}/seed{wc.seed}.parquet",
+        unpack(estimate_inputs),
     output:
         f"{RESULTS}/estimates/{{experiment}}/{{estimator}}/seed{{seed}}.parquet",
     log:

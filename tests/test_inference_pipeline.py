@@ -238,3 +238,15 @@ def test_victim_names_are_exact_temperatures_that_the_wildcard_matches(tmp_path)
     for name in names:
         assert f"encoders/{name}.pt" in text
     assert "embeddings/victim_tau0.1234567.parquet" in text
+
+
+def test_every_inference_job_writes_its_benchmark_under_its_rule(inference_run):
+    """results/benchmarks/{rule}/...tsv for the dataset-inference rules too (issue 12)."""
+    bench = inference_run / "results" / "benchmarks"
+    assert not (bench / "inference").exists()
+    rules = {p.name for p in bench.iterdir() if p.is_dir()}
+    assert {"di_data", "di_victim", "di_independent", "di_steal", "di_random", "di_copy",
+            "di_linear_eval", "di_embed", "di_mi", "di_tables",
+            "check_inference_failures"} <= rules
+    steal = pd.read_csv(bench / "di_steal" / "stolen_none.tsv", sep="\t")
+    assert {"s", "max_rss", "cpu_time"} <= set(steal.columns) and steal["s"].iloc[0] > 0

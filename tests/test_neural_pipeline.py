@@ -336,3 +336,27 @@ def test_a_failing_neural_estimator_is_recorded_and_the_run_completes(tmp_path, 
     for name in ("fig_neural", "fig_neural_convergence"):
         assert (work / "results" / "figures" / f"{name}.png").exists()
     assert not (work / "results" / "checks" / "synthetic.ok").exists()
+
+
+@pytest.mark.pipeline
+def test_nwj_with_lr_10_is_a_failed_row_and_the_run_exits_non_zero(tmp_path):
+    """Issue 12, with no injection: a schema-valid ``lr: [10.0]`` for NWJ diverged to
+    -6.4e37 nats and was written as status ok. Now the row is failed with the step, and the
+    failure check stops the run."""
+    cfg = yaml.safe_load(TINY.read_text())
+    exp = dict(cfg["experiments"]["fig_neural"], D=[1], hidden=[8], epochs=[3],
+               estimators={"nwj": {"lr": [10.0]}})
+    cfg["experiments"] = {"fig_neural": exp}
+    path = tmp_path / "nwj.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "run"
+    work.mkdir()
+    out = snakemake(work, configfile=path, check=False)
+    assert out.returncode != 0
+    assert "estimate(s) failed" in out.stdout + out.stderr
+    rows = read_parquet(work / "results" / "estimates" / "fig_neural" / "nwj" / "seed1.parquet")
+    assert list(rows["status"]) == ["failed"] and rows["estimate_nats"].isna().all()
+    assert rows["error"].iloc[0].startswith("TrainingDiverged: nwj training diverged at step")
+    failed = read_parquet(work / "results" / "tables" / "failures.parquet")
+    assert list(failed["estimator"]) == ["nwj"]
+    assert not (work / "results" / "checks" / "synthetic.ok").exists()

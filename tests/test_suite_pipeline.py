@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mipipe.config import ConfigError, check_config, validate_schema
-from mipipe.estimators import knn_mi, ksg_mi
+from mipipe.estimators import cca_mi, knn_mi, ksg_mi
 from mipipe.io import read_parquet, read_sample
 from mipipe.synthetic.experiments import aggregate, estimator_grid, run_task_suite, standardised
 from mipipe.synthetic.plotting import plot_task_suite, task_cells
@@ -43,6 +43,30 @@ def test_task_rows_use_every_column_standardised_and_equal_direct_calls():
     assert not raw["standardise"].any()
     assert raw["estimate_nats"].iloc[1] != rows["estimate_nats"].iloc[1]  # the swiss roll is not unit-scale
     assert raw["estimate_nats"].iloc[0] == ksg_mi(x, y, k=3, p=2, variant=1)
+
+
+def test_scalable_estimators_run_on_tasks_with_unequal_widths():
+    """Issue 13/14: cca, sliced and ksliced in a task sweep use every column (2 x 1 included),
+    standardised, equal a direct call, and have no sliced truth on tasks (NaN)."""
+    from mipipe.estimators import ksliced_mi
+
+    labels = {"experiment": "s", "seed": 3}
+    cca = run_task_suite(_samples(2000), "cca", estimator_grid({"estimators": {"cca": {}}}, "cca"),
+                         [2000], labels=labels).rows
+    assert list(zip(cca["dim_x"], cca["dim_y"])) == [(1, 1), (2, 1), (3, 3)]
+    assert (cca["status"] == "ok").all() and cca["true_target_nats"].isna().all()
+    for (x, y, truth, _), (_, row) in zip(_samples(2000), cca.iterrows()):
+        assert row["estimate_nats"] == cca_mi(standardised(x), standardised(y))
+    # Gaussian tasks: consistent (1v1-normal-0.75: 0.4133 nats; sparse 3x3: 1.0217); at n = 2000
+    # the sampling sd is about 0.025 nats per interacting pair, so 0.08 is about 3 sd
+    for i in (0, 2):
+        assert cca["estimate_nats"].iloc[i] == pytest.approx(cca["true_mi_nats"].iloc[i], abs=0.08)
+    grid = estimator_grid({"estimators": {"ksliced": {"n_slices": 8}}}, "ksliced")
+    ks = run_task_suite(_samples(300), "ksliced", grid, [300], labels=labels).rows
+    assert (ks["status"] == "ok").all() and (ks["k"] == 3).all()
+    x, y, _, _ = list(_samples(300))[1]  # 2 x 1: the frame is 1-D
+    assert ks["estimate_nats"].iloc[1] == ksliced_mi(standardised(x), standardised(y), dim=1,
+                                                     n_slices=8, k=3, seed=3)
 
 
 def test_standardised_columns_have_zero_mean_and_unit_std():
@@ -111,13 +135,19 @@ def test_suite_pipeline_writes_the_table_heat_map_and_cached_task_samples(tmp_pa
         ex, ey = t.sample(300, 3)
         assert np.array_equal(x, ex) and np.array_equal(y, ey) and truth[-1] == t.true_mi
     agg = read_parquet(res / "tables" / "suite.parquet")
-    assert set(agg["task"]) == set(TASK_IDS) and set(agg["estimator"]) == {"knn", "ksg1", "infonce"}
-    assert len(agg) == 3 * 3 * 2 and agg["standardise"].all() and (agg["n_failed"] == 0).all()
+    assert set(agg["task"]) == set(TASK_IDS)
+    assert set(agg["estimator"]) == {"knn", "ksg1", "infonce", "cca", "ksliced"}
+    assert len(agg) == 3 * 5 * 2 and agg["standardise"].all() and (agg["n_failed"] == 0).all()
     row = agg[(agg["task"] == TASK_IDS[1]) & (agg["estimator"] == "knn") & (agg["n"] == 150)].iloc[0]
     x, y, _, _ = read_sample(res / "samples" / "tasks" / TASK_IDS[1] / "seed3.parquet")
     assert (row["dim_x"], row["dim_y"]) == (2, 1)
     assert row["estimate_mean_nats"] == knn_mi(standardised(x[:150]), standardised(y[:150]), k=3, p=2)
     assert row["bias_nats"] == pytest.approx(row["estimate_mean_nats"] - get_task(TASK_IDS[1]).true_mi)
+    # the scalable estimators ran through estimate_scalable on every task
+    cca = agg[(agg["estimator"] == "cca") & (agg["n"] == 300)].set_index("task")
+    x, y, _, _ = read_sample(res / "samples" / "tasks" / TASK_IDS[2] / "seed3.parquet")
+    assert cca.loc[TASK_IDS[2], "estimate_mean_nats"] == cca_mi(standardised(x), standardised(y))
+    assert (res / "benchmarks" / "estimate_scalable" / "suite" / "ksliced" / "seed3.tsv").exists()
     assert (res / "figures" / "suite.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (res / "figures" / "suite_convergence.png").exists()
     assert (res / "checks" / "synthetic.ok").exists()

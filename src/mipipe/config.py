@@ -171,7 +171,8 @@ def check_config(config: dict) -> None:
 
 
 def _check_tasks(ex: dict, where: str) -> None:
-    """A task sweep: every id is one of mipipe.tasks.TASKS; k below the smallest n."""
+    """A task sweep: every id is one of mipipe.tasks.TASKS; k below the smallest n; the
+    scalable estimators' options as in any other sweep."""
     from .synthetic.tasks import TASKS
 
     for i, task_id in enumerate(ex["tasks"]):
@@ -181,6 +182,9 @@ def _check_tasks(ex: dict, where: str) -> None:
             raise ConfigError(f"{where}/tasks/{i}: unknown task id {task_id!r}{hint}")
     n_min = min(ex["n"])
     for est, spec in ex["estimators"].items():
+        if est in SCALABLE_ESTIMATORS:
+            _check_scalable(est, spec or {}, ex["n"], f"{where}/estimators/{est}")
+            continue
         if est in NEURAL_ESTIMATORS:
             continue
         ks = (spec or {}).get("k", ex.get("k", [1]))

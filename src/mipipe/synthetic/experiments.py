@@ -461,7 +461,9 @@ def run_task_suite(
     """Run one estimator over its grid on every task sample of a task sweep (``sweep: task``).
 
     Each sample is estimated on its first n rows and all its columns (dim_x and dim_y may differ),
-    by :func:`run_grid` (nearest-neighbour estimators) or :func:`run_neural_grid` (neural ones).
+    by :func:`run_grid` (nearest-neighbour estimators), :func:`run_neural_grid` (neural ones)
+    or :func:`mipipe.synthetic.scalable.run_scalable_grid` (cca, sliced, ksliced, latent; their
+    rows also carry ``true_target_nats``, NaN on tasks).
 
     Parameters
     ----------
@@ -490,7 +492,13 @@ def run_task_suite(
     for x, y, true_mi, params in samples:
         task_labels = {**labels, "dataset": params["task"], "distribution": params["family"],
                        "task": params["task"]}
-        if is_neural(estimator):
+        if is_scalable(estimator):
+            from .scalable import run_scalable_grid
+
+            rows.append(run_scalable_grid(x, y, true_mi, estimator, grid, n_values, None,
+                                          labels=task_labels, params=params, threads=threads,
+                                          progress=progress, standardise=standardise))
+        elif is_neural(estimator):
             out = run_neural_grid(x, y, true_mi, estimator, grid, n_values, None,
                                   labels=task_labels, threads=threads, progress=progress,
                                   progress_bar=progress_bar, standardise=standardise)
@@ -500,7 +508,8 @@ def run_task_suite(
             rows.append(run_grid(x, y, true_mi, estimator, grid, n_values, None,
                                  labels=task_labels, workers=workers, progress=progress,
                                  standardise=standardise))
-    rows = _typed(pd.concat(rows, ignore_index=True), RESULT_COLUMNS)
+    columns = [*RESULT_COLUMNS, TARGET_COLUMN] if is_scalable(estimator) else RESULT_COLUMNS
+    rows = _typed(pd.concat(rows, ignore_index=True), columns)
     trace_df = (pd.concat(traces, ignore_index=True) if traces
                 else _typed(pd.DataFrame(columns=TRACE_COLUMNS), TRACE_COLUMNS))
     return NeuralRun(rows, trace_df)

@@ -338,7 +338,10 @@ def _task_columns(agg: pd.DataFrame) -> list[tuple[str, dict, str]]:
         shown = [c for c in keys if sub[c].nunique() > 1 or c == "k"]
         for combo in combos:
             extra = ", ".join(f"{k}={_fmt_value(k, combo[k])}" for k in shown)
-            cols.append((est, combo, ESTIMATOR_LABELS.get(est, est) + (f"\n{extra}" if extra else "")))
+            label = ESTIMATOR_LABELS.get(est, est) + (f"\n{extra}" if extra else "")
+            if est in ("sliced", "ksliced"):  # a different quantity: say so on the axis
+                label += "\n(not I(X;Y))"
+            cols.append((est, combo, label))
     return cols
 
 

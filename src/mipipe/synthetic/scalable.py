@@ -96,7 +96,8 @@ def _call(estimator, x, y, options, seed, threads):
     if estimator in SLICED:
         opts = dict(options)
         if estimator == "ksliced":
-            opts["dim"] = min(int(opts["dim"]), x.shape[1])  # D = 1: a 1-D frame
+            # D = 1 (or a 1-D task variable): a 1-D frame
+            opts["dim"] = min(int(opts["dim"]), x.shape[1], y.shape[1])
         return float(func(x, y, seed=seed, **opts))
     return float(func(x, y, seed=seed, threads=threads, **options))
 
@@ -114,13 +115,17 @@ def run_scalable_grid(
     params: dict | None = None,
     threads: int | None = None,
     progress=None,
+    standardise: bool = False,
 ) -> pd.DataFrame:
     """Evaluate one scalable estimator at every (D, n); one row per estimate.
 
     Parameters
     ----------
-    x, y : (n_max, d) cached sample (prefixes of rows and columns are used).
-    true_mi : (d + 1,) analytic MI (nats) of the first D coordinates.
+    x, y : (n_max, d) cached sample (prefixes of rows and columns are used); for a task
+        sample (``D_values=None``) x (n_max, dim_x) and y (n_max, dim_y) are used whole.
+    true_mi : (d + 1,) analytic MI (nats) of the first D coordinates; for a task sample, (1,).
+    D_values : prefix widths, or None for a task sample (all columns, dim_x may differ from
+        dim_y; no sliced truth: ``true_target_nats`` is NaN).
     estimator : "cca", "sliced", "ksliced" or "latent".
     grid : from :func:`scalable_grid`.
     labels : experiment, dataset, distribution, seed (the seed also draws the slices and
@@ -128,6 +133,7 @@ def run_scalable_grid(
     params : the sample's parameters (:func:`mipipe.io.read_sample`); with a Gaussian
         family the sliced estimators' rows get their exact truth in ``true_target_nats``.
     threads : torch threads for latent MI.
+    standardise : z-score each variable's columns first (the task suite's default).
 
     Returns
     -------
@@ -140,7 +146,7 @@ def run_scalable_grid(
     ValueError
         Unknown estimator; n or D larger than the sample.
     """
-    from .experiments import RESULT_COLUMNS, _check_prefixes, _typed
+    from .experiments import RESULT_COLUMNS, _check_prefixes, _dims, _slice, _typed
 
     if not is_scalable(estimator):
         raise ValueError(f"unknown estimator {estimator!r}; known: {sorted(SCALABLE_ESTIMATORS)}")
@@ -148,10 +154,12 @@ def run_scalable_grid(
     options = grid["options"]
     seed = int(labels.get("seed", 0))
     rows = []
-    points = [(int(D), int(n)) for D in D_values for n in n_values]
+    points = [(None if D is None else int(D), int(n))
+              for D in (D_values if D_values is not None else [None]) for n in n_values]
     for i, (D, n) in enumerate(points):
         target = math.nan
-        if estimator in SLICED and params:
+        xs, ys, truth = _slice(x, y, true_mi, n, D, standardise)
+        if estimator in SLICED and params and D is not None:
             cov = sample_covariance(params, D)
             if cov is not None:
                 dim = 1 if estimator == "sliced" else min(int(options["dim"]), D)
@@ -159,15 +167,15 @@ def run_scalable_grid(
                                         seed=seed)
         t0 = time.perf_counter()
         try:
-            est = _call(estimator, x[:n, :D], y[:n, :D], options, seed, threads)
+            est = _call(estimator, xs, ys, options, seed, threads)
             status, error = "ok", ""
             if not math.isfinite(est):
                 status, error = "failed", f"non-finite estimate {est!r}"
         except Exception as exc:  # recorded, so one bad grid point does not sink the run
             est, status, error = math.nan, "failed", f"{type(exc).__name__}: {exc}"
-        row = {**labels, "estimator": estimator, "n": n, "D": D, "dim_x": D, "dim_y": D,
-               "standardise": False, "estimate_nats": est,
-               "true_mi_nats": float(true_mi[D]), TARGET_COLUMN: target,
+        row = {**labels, "estimator": estimator, "n": n, **_dims(x, y, D),
+               "standardise": bool(standardise), "estimate_nats": est,
+               "true_mi_nats": truth, TARGET_COLUMN: target,
                "seconds": time.perf_counter() - t0, "status": status, "error": error}
         if estimator in SLICED:
             row["k"] = int(options["k"])
