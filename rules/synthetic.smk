@@ -99,7 +99,7 @@ rule estimate_scalable:
         run=estimate_params,
         estimator=lambda wc: wc.estimator,
     script:
-        "../scripts/estimate_scalable.py"
+        "../scripts/estimate.py"
 
 
 # neural estimators (mine, infonce, nwj): the same rows, plus the per-step training traces;

@@ -305,6 +305,18 @@ if os.environ.get("MIPIPE_TEST_FAIL_NEURAL"):
 '''
 
 
+def _run_fig_neural(tmp_path, **changes):
+    """Run the tiny config's fig_neural experiment alone (with ``changes`` to its keys), not
+    checking the exit status; returns (work dir, completed process)."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["experiments"] = {"fig_neural": {**cfg["experiments"]["fig_neural"], **changes}}
+    path = tmp_path / "neural.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "run"
+    work.mkdir()
+    return work, snakemake(work, configfile=path, check=False)
+
+
 @pytest.mark.pipeline
 def test_a_failing_neural_estimator_is_recorded_and_the_run_completes(tmp_path, monkeypatch):
     """MINE raises in every job (injected through sitecustomize): its rows are failed,
@@ -316,13 +328,7 @@ def test_a_failing_neural_estimator_is_recorded_and_the_run_completes(tmp_path, 
     # keep this checkout's sources on the path after the injection
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MIPIPE_TEST_FAIL_NEURAL", "mine")
-    cfg = yaml.safe_load(TINY.read_text())
-    cfg["experiments"] = {"fig_neural": cfg["experiments"]["fig_neural"]}
-    path = tmp_path / "neural.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    work = tmp_path / "run"
-    work.mkdir()
-    out = snakemake(work, configfile=path, check=False)
+    work, out = _run_fig_neural(tmp_path)
     assert out.returncode != 0
     assert "estimate(s) failed" in out.stdout + out.stderr
     failed = read_parquet(work / "results" / "tables" / "failures.parquet")
@@ -343,15 +349,8 @@ def test_nwj_with_lr_10_is_a_failed_row_and_the_run_exits_non_zero(tmp_path):
     """Issue 12, with no injection: a schema-valid ``lr: [10.0]`` for NWJ diverged to
     -6.4e37 nats and was written as status ok. Now the row is failed with the step, and the
     failure check stops the run."""
-    cfg = yaml.safe_load(TINY.read_text())
-    exp = dict(cfg["experiments"]["fig_neural"], D=[1], hidden=[8], epochs=[3],
-               estimators={"nwj": {"lr": [10.0]}})
-    cfg["experiments"] = {"fig_neural": exp}
-    path = tmp_path / "nwj.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    work = tmp_path / "run"
-    work.mkdir()
-    out = snakemake(work, configfile=path, check=False)
+    work, out = _run_fig_neural(tmp_path, D=[1], hidden=[8], epochs=[3],
+                                estimators={"nwj": {"lr": [10.0]}})
     assert out.returncode != 0
     assert "estimate(s) failed" in out.stdout + out.stderr
     rows = read_parquet(work / "results" / "estimates" / "fig_neural" / "nwj" / "seed1.parquet")
