@@ -176,7 +176,13 @@ def plot_sweep(agg: pd.DataFrame, sweep: str, title: str) -> plt.Figure:
         if panel_failed:
             ax.plot([], [], linestyle="none", marker="x", color="red", markeredgewidth=2,
                     label="failed (see table)")
-        ax.legend(fontsize=8)
+        if shared and len(ax.get_legend_handles_labels()[0]) > LEGEND_INSIDE_MAX:
+            # many estimators on one panel: the legend beside it, so it hides no line
+            fig.set_size_inches(12.0, 5.0)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      borderaxespad=0.0)
+        else:
+            ax.legend(fontsize=8)
     band = f"; band: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     _title(fig, f"{title}{band}")
     return fig
@@ -190,6 +196,9 @@ def _estimator_label(est: str, own: pd.DataFrame, varying: list, lines: list) ->
              if c not in lines and own[c].notna().any() and own[c].nunique() == 1}
     name = ESTIMATOR_LABELS.get(est, est)
     return f"{name} ({line_label(fixed)})" if fixed else name
+
+
+LEGEND_INSIDE_MAX = 8  # legend entries drawn inside a shared panel; more go beside it
 
 
 def _title(fig: plt.Figure, text: str) -> None:
@@ -241,7 +250,8 @@ def _cut_below(ax, sub: pd.DataFrame, sweep: str, truth: pd.Series) -> None:
                 label=f"{ESTIMATOR_LABELS.get(est, est)} below the axis (down to {lowest:.1f})")
 
 
-def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: int = 4) -> plt.Figure:
+def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: int = 4,
+                     allow_empty: bool = False) -> plt.Figure:
     """Training curves of neural estimators: the per-batch estimate against training step.
 
     Parameters
@@ -250,6 +260,8 @@ def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: 
     sweep : the experiment's swept column ("n" or "D"): one column of panels per value, at
         most ``max_columns`` of them (evenly spaced, first and last included).
     title : figure title.
+    allow_empty : with no traces, draw a figure that says every training failed instead of
+        raising ValueError (the pipeline's convergence rule, so its failure check still runs).
 
     One row of panels per estimator; in a panel one line per combination of the other
     grid parameters that vary (width h, lr, epochs, batch size): thin, the mean over seeds
@@ -258,7 +270,16 @@ def plot_convergence(traces: pd.DataFrame, sweep: str, title: str, max_columns: 
     the held-out bound (if any) dotted; the true MI of that panel dashed black.
     """
     if traces.empty:
-        raise ValueError("no training traces to plot (every neural estimate failed?)")
+        if not allow_empty:
+            raise ValueError("no training traces to plot (every neural estimate failed?)")
+        # every training failed: say so, so that the run goes on to its failure check
+        fig, ax = plt.subplots(figsize=(7.5, 3.0))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no training traces: every neural estimate of this experiment "
+                "failed\n(see results/tables/failures.*)", ha="center", va="center",
+                fontsize=11, color="firebrick", transform=ax.transAxes)
+        _title(fig, title)
+        return fig
     if sweep not in ("n", "D"):
         raise ValueError(f"sweep must be 'n' or 'D' for training curves, got {sweep!r}")
     estimators = _estimators(traces)
