@@ -135,6 +135,7 @@ def detection_verdicts(reps: dict, target: str, *, alpha: float = 0.05,
     alternative, why = _gmm_direction(control, control_alpha)
 
     rows = []
+    mi_cache = {}  # I(V;V) and I(V;random) on each subset: the same for every suspect
     for name in sorted(reps):
         r = reps[name]
         base = {"encoder": name, "role": r["role"], "head": str(r.get("head", "")),
@@ -165,7 +166,7 @@ def detection_verdicts(reps: dict, target: str, *, alpha: float = 0.05,
                         n_subsets=int(mi_gap.get("n_subsets", 30)),
                         subset_fraction=float(mi_gap.get("subset_fraction", 0.5)),
                         seed=int(mi_gap.get("seed", 0)), k=int(mi_gap.get("k", 1)),
-                        p=float(mi_gap.get("p", 2.0)))
+                        p=float(mi_gap.get("p", 2.0)), cache=mi_cache)
                     rec.update(statistic=res.statistic, p_value=res.p_value, threshold=alpha,
                                alternative="two-sided",
                                direction_source="two-sided by design (no positive control)")
