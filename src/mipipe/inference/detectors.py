@@ -348,7 +348,7 @@ def _score(ref, sus, randoms, k, p, cache=None):
             cache[key] = embedding_mi(a, b, k=k, p=p)
         return cache[key]
 
-    i = mi(ref, sus)
+    i = embedding_mi(ref, sus, k=k, p=p)  # the suspect's own: not shared, not cached
     i_min = float(np.mean([mi(ref, r) for r in randoms]))
     i_max = mi(ref, ref)  # I(V;V), as the MI stage's self row
     return mi_score(i, i_min, i_max)

@@ -156,8 +156,8 @@ def steal_stage(victim_path, queries_path, out_path, *, rows, n_queries, encoder
 
     The victim is loaded strictly and wrapped by :func:`black_box`; only that function
     reaches :func:`steal`. For head variants ``victim`` and ``both`` it answers with the
-    victim's own projection head from the checkpoint (CheckpointError when there is none). recipe : {temperature, epochs, batch_size, lr, weight_decay,
-    shuffle}.
+    victim's own projection head from the checkpoint (CheckpointError when there is none).
+    recipe : {temperature, epochs, batch_size, lr, weight_decay, shuffle}.
     """
     dev = _setup(threads, seed, device)
     victim, victim_head, _ = load_checkpoint(victim_path, dev)

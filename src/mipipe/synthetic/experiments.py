@@ -26,7 +26,8 @@ import pandas as pd
 from ..estimators import knn_mi, ksg_mi
 from ..estimators._validation import check_p
 from ..estimators.neighbours import SERIAL_WORK, compile_tiled_kernels
-from .scalable import SCALABLE_LABELS, TARGET_COLUMN, is_scalable, scalable_grid
+from .scalable import (SCALABLE_LABELS, TARGET_COLUMN, is_scalable, run_scalable_grid,
+                       scalable_grid)
 
 # estimator name -> (function, fixed keyword arguments)
 NN_ESTIMATORS = {
@@ -493,8 +494,6 @@ def run_task_suite(
         task_labels = {**labels, "dataset": params["task"], "distribution": params["family"],
                        "task": params["task"]}
         if is_scalable(estimator):
-            from .scalable import run_scalable_grid
-
             rows.append(run_scalable_grid(x, y, true_mi, estimator, grid, n_values, None,
                                           labels=task_labels, params=params, threads=threads,
                                           progress=progress, standardise=standardise))

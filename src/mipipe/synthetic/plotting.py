@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .experiments import ESTIMATOR_LABELS  # noqa: E402
+from .scalable import SLICED  # noqa: E402
 
 SWEEP_LABELS = {
     "n": "sample size n (log scale)",
@@ -360,7 +361,7 @@ def _task_columns(agg: pd.DataFrame) -> list[tuple[str, dict, str]]:
         for combo in combos:
             extra = ", ".join(f"{k}={_fmt_value(k, combo[k])}" for k in shown)
             label = ESTIMATOR_LABELS.get(est, est) + (f"\n{extra}" if extra else "")
-            if est in ("sliced", "ksliced"):  # a different quantity: say so on the axis
+            if est in SLICED:  # a different quantity: say so on the axis
                 label += "\n(not I(X;Y))"
             cols.append((est, combo, label))
     return cols
