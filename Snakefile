@@ -2,7 +2,7 @@
 # `snakemake --cores N` builds every table and figure; see README.md.
 from snakemake.utils import min_version, validate
 
-from mipipe.config import SCHEMA_PATH, check_config, check_keys
+from mipipe.config import SCHEMA_PATH, check_config, check_keys, select_estimators
 
 min_version("9.0")
 
@@ -20,6 +20,7 @@ report: "report/workflow.rst"
 check_keys(config)  # unknown keys: name the allowed ones and the closest match
 validate(config, str(SCHEMA_PATH))
 check_config(config)
+select_estimators(config)  # only_estimators: a subset of every experiment's estimators
 
 
 include: "rules/common.smk"

@@ -24,6 +24,7 @@ needs. The targets (issue 3): fused >= 10x faster than tiled and <= 1/10 of its 
     .venv/bin/python benchmarks/neural.py --quick    # b = 1000, smoke run (~1 min)
     .venv/bin/python benchmarks/neural.py --b 10000 --forms fused broadcast
     .venv/bin/python benchmarks/neural.py --api --pair   # + public API and MINE/NWJ/SMILE
+    .venv/bin/python benchmarks/neural.py --forms fused --profile   # where a step's time goes
 
 Also (issue 15), in the same run:
 
@@ -168,6 +169,69 @@ def api_worker(b: int, dx: int, dy: int, h: int, repeats: int, seed: int) -> dic
     return out
 
 
+def profile_worker(b: int, dx: int, dy: int, h: int, repeats: int, seed: int) -> dict:
+    """Where a fused InfoNCE step's time goes, one thread: best of ``repeats`` for each part.
+
+    logits: the (b, b) critic matrix alone (_logits_kernel); forward: the InfoNCE forward
+    kernel (logits, row maxima, exponentials, log-sum-exps); backward: the gradient kernel
+    (upstream gradients from the stored softmax, the masked sums over the pairs);
+    finish: block sums and the O(b h) weight gradients; step: the whole training step
+    (first layer, both kernels, autograd, torch.optim.Adam)."""
+    import numba
+    import numpy as np
+    import torch
+
+    from mipipe.estimators import _critic, neural
+    from mipipe.estimators.bounds import infonce_from_rows
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.standard_normal((b, dx)).astype(np.float32))
+    y = torch.from_numpy(rng.standard_normal((b, dy)).astype(np.float32))
+    net = neural._make_critic(dx + dy, h, True, seed, torch.float32, torch.device("cpu"))
+    opt = torch.optim.Adam(net.parameters(), lr=0.005)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        (-infonce_from_rows(_critic.fused_infonce_rows(net, x, y))).backward()
+        opt.step()
+
+    a, c = _critic._split_first_layer(net[0], x, y)
+    aT, nc, w2, base, a_np, c_np = _critic._prepare(
+        a, c, net[2].weight.reshape(-1), net[2].bias.reshape(1)
+    )
+    terms = np.empty((b, b), np.float32)
+    scale, psum = np.empty(b), np.empty(b)
+    zdiag, lse, rows = (np.empty(b, np.float32) for _ in range(3))
+    g = np.full(b, -1.0 / b, np.float32)
+    sig = np.full(b, 0.5, np.float32)
+    n_blocks, dAT, dC = _critic._buffers(aT, nc)
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    def backward():
+        dAT[...] = 0
+        _critic._infonce_grad_kernel(aT, nc, terms, scale, sig, g, n_blocks, dAT, dC)
+
+    return {
+        "logits": best(lambda: _critic._logits_kernel(aT, nc, w2, base, terms)),
+        "forward": best(
+            lambda: _critic._infonce_rows_kernel(aT, nc, w2, base, terms, scale, zdiag, lse, psum, rows)
+        ),
+        "backward": best(backward),
+        "finish": best(lambda: _critic._finish(dAT, dC, w2, a_np, c_np, h)),
+        "step": best(step),
+    }
+
+
 def pair_worker(b: int, dx: int, dy: int, h: int, epochs: int, seed: int) -> dict:
     """Seconds per epoch (3 batches of b rows) of MINE/NWJ/SMILE, numba vs torch engine."""
     import inspect
@@ -257,7 +321,10 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda; fused is CPU-only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per form")
-    ap.add_argument("--worker", choices=FORMS + ("auto", "api", "pair"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=FORMS + ("auto", "api", "pair", "profile"),
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--profile", action="store_true",
+                    help="also time the parts of a fused InfoNCE step (one thread)")
     ap.add_argument("--api", action="store_true", help="also time infonce_mi tiled vs default")
     ap.add_argument("--pair", action="store_true", help="also time MINE/NWJ/SMILE per epoch")
     ap.add_argument("--epochs", type=int, default=5, help="epochs per --pair run (default 5)")
@@ -274,6 +341,9 @@ def main(argv=None) -> int:
         args.forms = list(FORMS) if args.device == "cpu" else ["auto", "broadcast", "tiled"]
     if args.worker == "api":
         print(json.dumps(api_worker(args.b, args.dx, args.dy, args.h, args.repeats, args.seed)))
+        return 0
+    if args.worker == "profile":
+        print(json.dumps(profile_worker(args.b, args.dx, args.dy, args.h, args.repeats, args.seed)))
         return 0
     if args.worker == "pair":
         print(json.dumps(pair_worker(args.b, args.dx, args.dy, args.h, args.epochs, args.seed)))
@@ -374,6 +444,23 @@ def main(argv=None) -> int:
                 f"public API infonce_mi, one thread: default {api['auto']:.3f} s/step, tiled "
                 f"{api['tiled']:.3f} s/step: {ratio:.1f}x; target >= 100x: {verdict(ratio >= 100)}"
                 f"; default at {floor / api['auto']:.3f} of the floor"
+            )
+    if args.profile:
+        prof = run_form("profile", args)
+        if "error" in prof:
+            print(f"profile: failed: {prof['error']}")
+        else:
+            step_s = prof["step"]
+            parts = ", ".join(
+                f"{name} {prof[name] * 1e3:.1f} ms" for name in ("logits", "forward", "backward", "finish")
+            )
+            rest = step_s - prof["forward"] - prof["backward"] - prof["finish"]
+            print(
+                f"profile of a fused step, one thread (best of {args.repeats}): step "
+                f"{step_s * 1e3:.1f} ms = forward kernel {prof['forward'] * 1e3:.1f} + backward kernel "
+                f"{prof['backward'] * 1e3:.1f} + finish {prof['finish'] * 1e3:.1f} + the rest "
+                f"(first layer, autograd, Adam) {rest * 1e3:.1f}; [{parts}; the forward beyond "
+                f"the logits: row maxima, exponentials, log-sum-exps]"
             )
     if args.pair:
         pair = run_form("pair", args)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mipipe.config import ConfigError, check_config, check_keys, validate_schema
+from mipipe.config import ConfigError, check_config, check_keys, select_estimators, validate_schema
 from mipipe.estimators import knn_mi, ksg_mi
 from mipipe.experiments import aggregate, estimator_grid, eps_sensitivity, run_grid
 from mipipe.io import (
@@ -175,6 +175,26 @@ def test_tiny_config_is_valid():
     cfg = _tiny()
     validate_schema(cfg)
     check_config(cfg)
+
+
+def test_only_estimators_keeps_a_subset_and_drops_emptied_experiments():
+    cfg = _tiny()
+    before = {name: list(ex["estimators"]) for name, ex in cfg["experiments"].items()}
+    used = sorted({e for names in before.values() for e in names})
+    assert "knn" in used and len(used) > 1
+    cfg["only_estimators"] = ["knn"]
+    validate_schema(cfg)
+    select_estimators(cfg)
+    assert set(cfg["experiments"]) == {n for n, names in before.items() if "knn" in names}
+    for name, ex in cfg["experiments"].items():
+        assert list(ex["estimators"]) == ["knn"], name
+    untouched = _tiny()
+    select_estimators(untouched)  # no key: unchanged
+    assert {n: list(ex["estimators"]) for n, ex in untouched["experiments"].items()} == before
+    cfg = _tiny()
+    cfg["only_estimators"] = ["knn", "kgs1"]
+    with pytest.raises(ConfigError, match=r"only_estimators: \['kgs1'\] appear in no experiment"):
+        select_estimators(cfg)
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,74 @@ def test_vectorised_float32_exponential_matches_libm():
     assert np.allclose(out64, np.exp(src64 - 1.5), rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("offset", [0.0, 40.0])
+def test_fused_float32_is_as_accurate_as_the_tiled_form_under_a_large_offset(offset):
+    # dw2 is computed as sum_j a_jk dA_jk + sum_i c_ik dC_ik (an O(b h) identity after the
+    # pass over the pairs), and the logits as base_i + sum_k w2_k max(a_jk, -c_ik). With
+    # pre-activations a = -40 + ..., c = 40 + ... both have large opposite terms; centred as
+    # in _finish they stay within 2x the float32 error of the thesis's own tiled form
+    # (measured at offset 40, relative to the largest entry: W1 1.6e-6 vs 2.3e-6, w2 5.5e-6
+    # vs 6.6e-6; without the centring w2 is 1.7e-5, 2.6x). Reference: float64 tiled.
+    gen = torch.Generator().manual_seed(11)
+    b, dx, dy, h = 120, 3, 2, 21
+    x = torch.randn(b, dx, generator=gen, dtype=torch.float64)
+    y = torch.randn(b, dy, generator=gen, dtype=torch.float64) + offset
+    net64 = _make_critic(dx + dy, h, True, 5, torch.float64, CPU)
+    with torch.no_grad():
+        net64[0].weight[:, dx:] = 1.0 / dy
+        net64[0].bias.fill_(-offset)
+    net32 = _make_critic(dx + dy, h, True, 5, torch.float32, CPU)
+    net32.load_state_dict({k: v.float() for k, v in net64.state_dict().items()})
+    x32, y32 = x.float(), y.float()
+
+    def tiled(net, x, y):
+        return lambda: infonce_bound(net[3](_critic.tiled_logits(net, x, y))).reshape(1)
+
+    ref = _grads(net64, tiled(net64, x, y))
+    thesis32 = _grads(net32, tiled(net32, x32, y32))
+    fused = _grads(
+        net32, lambda: infonce_from_rows(_critic.fused_infonce_rows(net32, x32, y32)).reshape(1)
+    )
+    for label, u, t, v in zip(("value", "W1", "b1", "w2", "b2"), fused, thesis32, ref):
+        err, err_thesis = _rel(u.double(), v), _rel(t.double(), v)
+        assert err <= max(2 * err_thesis, 1e-6), (offset, label, err, err_thesis)
+
+
+def test_fused_kernels_do_not_depend_on_the_arrays_alignment():
+    # The vectorised loops must not peel iterations by address: the same values at another
+    # offset in memory give the same bits (a run's arrays land wherever the allocator puts them).
+    rng = np.random.default_rng(12)
+    b, hp = 203, 32
+    base = {
+        "aT": rng.standard_normal((hp, b)).astype(np.float32),
+        "nc": rng.standard_normal((b, hp)).astype(np.float32),
+    }
+    w2 = rng.standard_normal(hp).astype(np.float32)
+    off = rng.standard_normal(b).astype(np.float32)
+
+    def shifted(arr, shift):
+        buf = np.empty(arr.size + 16, dtype=arr.dtype)
+        view = buf[shift : shift + arr.size].reshape(arr.shape)
+        view[...] = arr
+        return view
+
+    results = []
+    for shift in (0, 1, 3, 7):
+        aT, nc = shifted(base["aT"], shift), shifted(base["nc"], shift)
+        terms = np.empty((b, b), np.float32)
+        scale, psum = np.empty(b), np.empty(b)
+        zdiag, lse, rows = (np.empty(b, np.float32) for _ in range(3))
+        _critic._infonce_rows_kernel(aT, nc, w2, off, terms, scale, zdiag, lse, psum, rows)
+        sig = (1 / (1 + np.exp(-zdiag))).astype(np.float32)
+        g = np.linspace(-1, 1, b).astype(np.float32)
+        dAT, dC = np.zeros((2, hp, b), np.float32), np.zeros((b, hp), np.float32)
+        _critic._infonce_grad_kernel(aT, nc, shifted(terms, shift), scale, sig, g, 2, dAT, dC)
+        results.append((terms, lse, rows, dAT, dC))
+    for other in results[1:]:
+        for u, v in zip(results[0], other):
+            assert np.array_equal(u, v)
+
+
 def test_fused_kernels_are_bit_identical_across_thread_counts(monkeypatch):
     monkeypatch.setattr(_critic, "_PARALLEL_MIN_WORK", 0)  # parallel even for this small batch
     gen = torch.Generator().manual_seed(7)

@@ -170,6 +170,31 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{where}/estimators/{est}/p: the same norm is listed twice: {norms}")
 
 
+def select_estimators(config: dict) -> None:
+    """Apply the top-level ``only_estimators`` list in place: every experiment keeps only
+    those estimators, and an experiment left with none is dropped. Raises
+    :class:`ConfigError` naming the key when a listed name appears in no experiment (a
+    typo) or when no experiment is left. A config without the key is unchanged."""
+    only = config.get("only_estimators")
+    if only is None:
+        return
+    experiments = config.get("experiments") or {}
+    used = sorted({est for ex in experiments.values() for est in ex["estimators"]})
+    unknown = [est for est in only if est not in used]
+    if unknown:
+        raise ConfigError(
+            f"only_estimators: {unknown} appear in no experiment; the experiments use {used}"
+        )
+    kept = {}
+    for name, ex in experiments.items():
+        estimators = {est: spec for est, spec in ex["estimators"].items() if est in only}
+        if estimators:
+            kept[name] = {**ex, "estimators": estimators}
+    if not kept:
+        raise ConfigError("only_estimators: no experiment is left")  # pragma: no cover
+    config["experiments"] = kept
+
+
 def _check_tasks(ex: dict, where: str) -> None:
     """A task sweep: every id is one of mipipe.tasks.TASKS; k below the smallest n; the
     scalable estimators' options as in any other sweep."""
