@@ -138,6 +138,7 @@ def worker(
 
 
 FLOPS_PER_PAIR_UNIT = 10
+KERNEL_OPS_PER_TERM = 6
 
 
 def cpu_ghz() -> float:
@@ -434,6 +435,12 @@ def main(argv=None) -> int:
             f"  {form:<10} {results[form]['median_s'] * 1e3:9.1f} ms/step: "
             f"{floor / results[form]['median_s']:.3f} of the floor"
         )
+    terms = args.b**2 * (-(-args.h // 16) * 16)  # h padded to whole SIMD vectors
+    print(
+        f"the fused kernels execute {KERNEL_OPS_PER_TERM} operations per (i, j, k) term (forward: "
+        f"max, fused multiply-add; backward: compare, select, two adds) on h padded to "
+        f"{-(-args.h // 16) * 16}: {KERNEL_OPS_PER_TERM * terms:.3g} per step"
+    )
     if args.api:
         api = run_form("api", args)
         if "error" in api:
