@@ -174,7 +174,8 @@ def select_estimators(config: dict) -> None:
     """Apply the top-level ``only_estimators`` list in place: every experiment keeps only
     those estimators, and an experiment left with none is dropped. Raises
     :class:`ConfigError` naming the key when a listed name appears in no experiment (a
-    typo) or when no experiment is left. A config without the key is unchanged."""
+    typo), so at least one experiment is always left. A config without the key is
+    unchanged."""
     only = config.get("only_estimators")
     if only is None:
         return
@@ -190,8 +191,6 @@ def select_estimators(config: dict) -> None:
         estimators = {est: spec for est, spec in ex["estimators"].items() if est in only}
         if estimators:
             kept[name] = {**ex, "estimators": estimators}
-    if not kept:
-        raise ConfigError("only_estimators: no experiment is left")  # pragma: no cover
     config["experiments"] = kept
 
 
