@@ -538,6 +538,49 @@ def test_numba_step_trains_as_autograd_and_torch_adam(kind, options):
     assert abs(got[0] - ref[0]) < 1e-5 and np.abs(got - ref).max() < 5e-3
 
 
+@pytest.mark.parametrize(
+    "b, dx, dy, h, prod",
+    [
+        (2 * _critic._PAIR_ROWS + 37, 3, 5, 7, True),  # three blocks, the last partial; odd widths
+        (_critic._PAIR_ROWS + 1, 10, 10, 30, True),  # thesis widths: 4-unit groups + 2 left over
+        (150, 1, 1, 5, False),  # joint rows only (no product half)
+    ],
+)
+def test_pair_kernels_match_autograd_exactly(b, dx, dy, h, prod):
+    """The blocked pair forward (x's share of the first layer computed once for both halves)
+    and backward against torch on [x_r; y_r] and [x_r; y_idx(r)] rows, in float64: critic
+    values to 1e-12, and the gradients of sum_r g_r T_r to 1e-10 relative."""
+    from mipipe.estimators import _critic
+
+    rng = np.random.default_rng(b + h)
+    x = rng.standard_normal((b, dx))
+    y = rng.standard_normal((b, dy))
+    idx = rng.integers(0, b, b) if prod else np.zeros(0, dtype=np.int64)
+    net = _make_critic(dx + dy, h, False, 3, torch.float64, torch.device("cpu"))
+    first, last = net[0], net[2]
+    params = tuple(
+        np.ascontiguousarray(p.detach().numpy())
+        for p in (first.weight.T, first.bias, last.weight.reshape(-1), last.bias.reshape(1))
+    )
+    rows = 2 * b if prod else b
+    xt, pre = np.full((dx + dy, 2 * b), np.nan), np.full((h, 2 * b), np.nan)
+    t = np.full(2 * b, np.nan)
+    _critic._pair_forward(x, y, idx, *params[:3], params[3][0], xt, pre, t)
+    inputs = torch.from_numpy(np.hstack([x, y]))
+    if prod:
+        inputs = torch.cat([inputs, torch.from_numpy(np.hstack([x, y[idx]]))])
+    want = net(inputs).reshape(-1)
+    np.testing.assert_allclose(t[:rows], want.detach().numpy(), rtol=0, atol=1e-12)
+    g = rng.standard_normal(rows)
+    (want * torch.from_numpy(g)).sum().backward()
+    grads = tuple(np.full_like(p, np.nan) for p in params)
+    _critic._pair_backward(g, params, xt, pre, grads, b, dx, prod)
+    ref = (first.weight.grad.T, first.bias.grad, last.weight.grad.reshape(-1), last.bias.grad)
+    for got, exp in zip(grads, ref):
+        exp = exp.numpy()
+        np.testing.assert_allclose(got, exp, rtol=0, atol=1e-10 * np.abs(exp).max())
+
+
 def test_default_threads_is_one_and_bit_identical():
     x, y = gaussian(300, 0.8, seed=35)
     before = torch.get_num_threads()

@@ -90,6 +90,8 @@ class _threads:
 #     z_ij = b2 + sum_k w2[k] relu(a_jk + c_ik) = base_i + sum_k w2[k] max(a_jk, nc_ik),
 #     base_i = b2 + sum_k w2[k] c_ik.
 # The term is then one max and one fused multiply-add instead of add, max, multiply, add.
+
+
 @njit(cache=True, fastmath=_ROW_MATH)
 def _logit_row(aT, nci, w2, base, row):  # pragma: no cover - compiled
     """row[j] = base + sum_k w2[k] max(aT[k, j], nci[k]) for aT (h, b), h a multiple of 4,
@@ -281,6 +283,8 @@ def _infonce_rows_kernel(aT, nc, w2, base, terms, scale, zdiag, lse, psum, rows)
 #     dw2_k = sum_ij G_ij M_ijk (a_jk + c_ik) = sum_j a_jk dA_jk / w2_k + sum_i c_ik dC_ik / w2_k,
 # an O(b h) sum after the pass over the pairs. Per (i, j, k) term the pass is then one
 # compare, one select and two adds.
+
+
 @njit(cache=True, fastmath=_SUM_MATH)
 def _accumulate_rows4(aT, nc, i0, g0, g1, g2, g3, dAT, dC_raw):  # pragma: no cover
     """For the four rows i0 .. i0 + 3 with upstream gradient rows g0 .. g3 (b,):
@@ -598,8 +602,11 @@ def auto_chunk(b: int, h: int, itemsize: int, budget_bytes: float) -> int:
 # MINE, NWJ and SMILE score b joint pairs [x_r; y_r] and b product pairs [x_r; y_s(r)] with
 # the same MLP. One training step (forward, the bound's gradient, backward and Adam) is one
 # numba call on one thread: no autograd graph, no per-operation dispatch, no thread pool
-# (torch's per-step overhead was about 0.6 ms of a 1.5 ms step at b = 3334). Sums run in a
-# fixed order, so the same seed gives the same bits whatever the thread count.
+# (torch's per-step overhead was about 0.6 ms of a 1.5 ms step at b = 3334). The forward
+# and backward run over blocks of rows and four hidden units at a time, and the joint and
+# product rows r share x_r's part of the first layer (benchmarks/neural.py --pair: 0.27 ms
+# a step at b = 3334, h = 30, from 0.57 before the blocking). Sums run in a fixed order,
+# so the same seed gives the same bits whatever the thread count.
 KIND_DV, KIND_NWJ, KIND_SMILE = 0, 1, 2
 
 
@@ -608,54 +615,134 @@ KIND_DV, KIND_NWJ, KIND_SMILE = 0, 1, 2
 _PAIR_MATH = {"reassoc", "contract"}
 
 
+_PAIR_ROWS = 1024  # rows per block: a block's xt and pre columns stay in L1/L2
+
+
+@njit(cache=True, inline="always", fastmath=_PAIR_MATH)
+def _acc4(p0, p1, p2, p3, xt, m, c0, lo, hi, wt, row0, k):  # pragma: no cover
+    """p_i[r] += sum_(j < m) wt[row0 + j, k + i] xt[row0 + j, c0 + lo + r] (i < 4, r < hi - lo),
+    two inputs per pass over the rows (half the loads and stores of p)."""
+    n = hi - lo
+    for j in range(0, m - 1, 2):
+        d = row0 + j
+        u0, u1, u2, u3 = wt[d, k], wt[d, k + 1], wt[d, k + 2], wt[d, k + 3]
+        v0, v1, v2, v3 = wt[d + 1, k], wt[d + 1, k + 1], wt[d + 1, k + 2], wt[d + 1, k + 3]
+        cc = xt[d, c0 + lo : c0 + hi]
+        ee = xt[d + 1, c0 + lo : c0 + hi]
+        for r in range(n):
+            c = cc[r]
+            e = ee[r]
+            p0[r] += u0 * c + v0 * e
+            p1[r] += u1 * c + v1 * e
+            p2[r] += u2 * c + v2 * e
+            p3[r] += u3 * c + v3 * e
+    if m % 2 == 1:
+        d = row0 + m - 1
+        u0, u1, u2, u3 = wt[d, k], wt[d, k + 1], wt[d, k + 2], wt[d, k + 3]
+        cc = xt[d, c0 + lo : c0 + hi]
+        for r in range(n):
+            c = cc[r]
+            p0[r] += u0 * c
+            p1[r] += u1 * c
+            p2[r] += u2 * c
+            p3[r] += u3 * c
+
+
+@njit(cache=True, inline="always", fastmath=_PAIR_MATH)
+def _acc1(p, xt, m, c0, lo, hi, wt, row0, k):  # pragma: no cover
+    """_acc4 for one hidden unit k."""
+    n = hi - lo
+    for j in range(m):
+        w = wt[row0 + j, k]
+        cc = xt[row0 + j, c0 + lo : c0 + hi]
+        for r in range(n):
+            p[r] += w * cc[r]
+
+
+@njit(cache=True, inline="always", fastmath=_PAIR_MATH)
+def _out4(tb, p0, p1, p2, p3, w0, w1, w2_, w3, n, zero):  # pragma: no cover
+    """tb[r] += sum_i w_i relu(p_i[r]): four hidden units' share of the critic values."""
+    for r in range(n):
+        tb[r] += (w0 * max(zero, p0[r]) + w1 * max(zero, p1[r])) + (
+            w2_ * max(zero, p2[r]) + w3 * max(zero, p3[r])
+        )
+
+
 @njit(cache=True, fastmath=_PAIR_MATH)
 def _pair_forward(x, y, idx, wt, b1, w2, b2, xt, pre, t):  # pragma: no cover - compiled
     """Critic values of the b joint rows (r < b: [x_r; y_r]) and, if idx is not empty, the b
-    product rows (r >= b: [x_(r-b); y_idx(r-b)]), transposed so that every inner loop runs
-    over the rows: xt[:, r] = the input of row r (d, rows), pre[k, r] = sum_d wt[d, k]
-    xt[d, r] + b1[k] (h, rows), t[r] = b2 + sum_k w2[k] relu(pre[k, r]). wt (dx + dy, h) is
-    the first layer's weight transposed. Only the first ``rows`` columns are used."""
+    product rows (r >= b: [x_(r-b); y_idx(r-b)]). Inputs are stored transposed, so that the
+    inner loops run over rows: xt[d, r] = x[r, d] (d < dx, r < b), xt[dx + e, r] = y[r, e]
+    and xt[dx + e, b + r] = y[idx[r], e]; xt[:dx, b:] is not used, because row r of both
+    halves shares x_r and its part of the first layer, W_x x_r + b1, is computed once
+    (a quarter of the work at dx = dy). pre[k, r] = sum_d wt[d, k] [x; y]_(d, r) + b1[k]
+    (h, rows) and t[r] = b2 + sum_k w2[k] relu(pre[k, r]), computed over blocks of
+    _PAIR_ROWS rows and four hidden units at a time, so that a block's inputs and
+    pre-activations stay in cache. wt (dx + dy, h) is the first layer's weight transposed."""
     b, dx = x.shape
     dy = y.shape[1]
     h = b1.shape[0]
-    rows = b if idx.shape[0] == 0 else 2 * b
+    prod = idx.shape[0] > 0
     zero = b2 - b2
-    for d in range(dx):
-        col = xt[d]
-        for r in range(b):
-            col[r] = x[r, d]
-        if rows > b:
-            for r in range(b):
-                col[b + r] = x[r, d]
-    for d in range(dy):
-        col = xt[dx + d]
-        for r in range(b):
-            col[r] = y[r, d]
-        if rows > b:
-            for r in range(b):
-                col[b + r] = y[idx[r], d]
-    for r in range(rows):
-        t[r] = b2
-    for k in range(h):
-        p = pre[k]
-        bk = b1[k]
-        for r in range(rows):
-            p[r] = bk
-        n_in = dx + dy
-        quads = n_in - n_in % 4
-        for d in range(0, quads, 4):  # four inputs per pass over the row: a quarter of
-            w0, w1, w2_, w3 = wt[d, k], wt[d + 1, k], wt[d + 2, k], wt[d + 3, k]
-            c0, c1, c2, c3 = xt[d], xt[d + 1], xt[d + 2], xt[d + 3]  # the loads/stores
-            for r in range(rows):
-                p[r] += (w0 * c0[r] + w1 * c1[r]) + (w2_ * c2[r] + w3 * c3[r])
-        for d in range(quads, n_in):
-            wdk = wt[d, k]
-            col = xt[d]
-            for r in range(rows):
-                p[r] += wdk * col[r]
-        wk = w2[k]
-        for r in range(rows):
-            t[r] += wk * max(zero, p[r])
+    for r in range(b):
+        for d in range(dx):
+            xt[d, r] = x[r, d]
+        for d in range(dy):
+            xt[dx + d, r] = y[r, d]
+        if prod:
+            s = idx[r]
+            for d in range(dy):
+                xt[dx + d, b + r] = y[s, d]
+    kq = h - h % 4
+    for lo in range(0, b, _PAIR_ROWS):
+        hi = min(b, lo + _PAIR_ROWS)
+        n = hi - lo
+        tj = t[lo:hi]
+        tp = t[b + lo : b + hi]
+        for r in range(n):
+            tj[r] = b2
+            if prod:
+                tp[r] = b2
+        for k in range(0, kq, 4):
+            a0, a1 = pre[k, lo:hi], pre[k + 1, lo:hi]
+            a2, a3 = pre[k + 2, lo:hi], pre[k + 3, lo:hi]
+            b0, b1_, b2_, b3 = b1[k], b1[k + 1], b1[k + 2], b1[k + 3]
+            for r in range(n):
+                a0[r] = b0
+                a1[r] = b1_
+                a2[r] = b2_
+                a3[r] = b3
+            _acc4(a0, a1, a2, a3, xt, dx, 0, lo, hi, wt, 0, k)
+            w0, w1, w2_, w3 = w2[k], w2[k + 1], w2[k + 2], w2[k + 3]
+            if prod:
+                q0, q1 = pre[k, b + lo : b + hi], pre[k + 1, b + lo : b + hi]
+                q2, q3 = pre[k + 2, b + lo : b + hi], pre[k + 3, b + lo : b + hi]
+                for r in range(n):
+                    q0[r] = a0[r]
+                    q1[r] = a1[r]
+                    q2[r] = a2[r]
+                    q3[r] = a3[r]
+                _acc4(q0, q1, q2, q3, xt, dy, b, lo, hi, wt, dx, k)
+                _out4(tp, q0, q1, q2, q3, w0, w1, w2_, w3, n, zero)
+            _acc4(a0, a1, a2, a3, xt, dy, 0, lo, hi, wt, dx, k)
+            _out4(tj, a0, a1, a2, a3, w0, w1, w2_, w3, n, zero)
+        for k in range(kq, h):
+            a = pre[k, lo:hi]
+            bk = b1[k]
+            for r in range(n):
+                a[r] = bk
+            _acc1(a, xt, dx, 0, lo, hi, wt, 0, k)
+            wk = w2[k]
+            if prod:
+                q = pre[k, b + lo : b + hi]
+                for r in range(n):
+                    q[r] = a[r]
+                _acc1(q, xt, dy, b, lo, hi, wt, dx, k)
+                for r in range(n):
+                    tp[r] += wk * max(zero, q[r])
+            _acc1(a, xt, dy, 0, lo, hi, wt, dx, k)
+            for r in range(n):
+                tj[r] += wk * max(zero, a[r])
 
 
 @njit(cache=True)
@@ -738,22 +825,95 @@ def _pair_step(
             g[r] = -1.0 / b
             # softmax weight of product row r: exp(t_r - shift - lme) / b
             g[b + r] = scale * math.exp(float(t[b + r]) - shift - lme) / b
-    _pair_backward(g, params, xt, pre, grads, 2 * b)
+    _pair_backward(g, params, xt, pre, grads, b, x.shape[1], True)
     _adam(params, grads, moments, step, lr)
     return bound, loss, log_ma
 
 
+@njit(cache=True, inline="always", fastmath=_PAIR_MATH)
+def _relu_grad(p, gb, wk, n, zero):  # pragma: no cover - compiled
+    """p <- g w 1[p > 0] in place; returns (sum g relu(p), sum of the new p)."""
+    s = zero
+    s1 = zero
+    for r in range(n):
+        act = max(zero, p[r])
+        s += gb[r] * act
+        q = gb[r] * wk if p[r] > zero else zero
+        p[r] = q
+        s1 += q
+    return s, s1
+
+
+@njit(cache=True, inline="always")
+def _add4(dwt, d, k, s0, s1, s2, s3):  # pragma: no cover - compiled
+    dwt[d, k] += s0
+    dwt[d, k + 1] += s1
+    dwt[d, k + 2] += s2
+    dwt[d, k + 3] += s3
+
+
+@njit(cache=True, inline="always", fastmath=_PAIR_MATH)
+def _dot4(q0, q1, q2, q3, xt, m, c0, lo, hi, dwt, row0, k, zero):  # pragma: no cover
+    """dwt[row0 + j, k + i] += sum_r q_i[r] xt[row0 + j, c0 + lo + r] (i < 4, j < m)."""
+    n = hi - lo
+    for j in range(0, m - 1, 2):
+        cc = xt[row0 + j, c0 + lo : c0 + hi]
+        ee = xt[row0 + j + 1, c0 + lo : c0 + hi]
+        s0 = s1 = s2 = s3 = zero
+        t0 = t1 = t2 = t3 = zero
+        for r in range(n):
+            c = cc[r]
+            e = ee[r]
+            s0 += q0[r] * c
+            s1 += q1[r] * c
+            s2 += q2[r] * c
+            s3 += q3[r] * c
+            t0 += q0[r] * e
+            t1 += q1[r] * e
+            t2 += q2[r] * e
+            t3 += q3[r] * e
+        _add4(dwt, row0 + j, k, s0, s1, s2, s3)
+        _add4(dwt, row0 + j + 1, k, t0, t1, t2, t3)
+    if m % 2 == 1:
+        j = m - 1
+        cc = xt[row0 + j, c0 + lo : c0 + hi]
+        s0 = s1 = s2 = s3 = zero
+        for r in range(n):
+            c = cc[r]
+            s0 += q0[r] * c
+            s1 += q1[r] * c
+            s2 += q2[r] * c
+            s3 += q3[r] * c
+        _add4(dwt, row0 + j, k, s0, s1, s2, s3)
+
+
+@njit(cache=True, inline="always", fastmath=_PAIR_MATH)
+def _dot1(a, xt, m, c0, lo, hi, dwt, row0, k, zero):  # pragma: no cover
+    """_dot4 for one hidden unit k."""
+    n = hi - lo
+    for j in range(m):
+        cc = xt[row0 + j, c0 + lo : c0 + hi]
+        s = zero
+        for r in range(n):
+            s += a[r] * cc[r]
+        dwt[row0 + j, k] += s
+
+
 @njit(cache=True, fastmath=_PAIR_MATH)
-def _pair_backward(g, params, xt, pre, grads, rows):  # pragma: no cover - compiled
-    """Gradients of the loss from g[r] = d loss / d t[r] (float64) through the critic:
-    dw2[k] = sum_r g_r relu(pre[k, r]), db2 = sum_r g_r, and with
-    q[k, r] = g_r w2[k] 1[pre[k, r] > 0] (overwriting pre): db1[k] = sum_r q[k, r],
-    dwt[d, k] = sum_r q[k, r] xt[d, r]."""
+def _pair_backward(g, params, xt, pre, grads, b, dx, prod):  # pragma: no cover - compiled
+    """Gradients of the loss from g[r] = d loss / d t[r] (float64; rows r < b joint, b <= r
+    < 2b product if ``prod``) through the critic of _pair_forward (same xt and pre):
+    dw2[k] = sum_r g_r relu(pre[k, r]), db2 = sum_r g_r, and with q[k, r] = g_r w2[k]
+    1[pre[k, r] > 0] (overwriting pre): db1[k] = sum_r q[k, r], dwt[dx + e, k] = sum_r
+    q[k, r] y-part[e, r], and for the x part, which row r of both halves shares,
+    dwt[d, k] = sum_(r < b) (q[k, r] + q[k, b + r]) x[r, d]. Sums run over blocks in a
+    fixed order (the same bits from run to run)."""
     wt, b1, w2, b2 = params
     dwt, db1, dw2, db2 = grads
     h = b1.shape[0]
-    n_in = wt.shape[0]
+    dy = wt.shape[0] - dx
     zero = b2[0] - b2[0]
+    rows = 2 * b if prod else b
     gb2 = 0.0
     for r in range(rows):
         gb2 += g[r]
@@ -761,36 +921,51 @@ def _pair_backward(g, params, xt, pre, grads, rows):  # pragma: no cover - compi
     gq = np.empty(rows, dtype=pre.dtype)
     for r in range(rows):
         gq[r] = g[r]
-    for k in range(h):
-        p = pre[k]
-        wk = w2[k]
-        s = zero
-        s1 = zero
-        for r in range(rows):
-            act = max(zero, p[r])
-            s += gq[r] * act
-            q = gq[r] * wk if p[r] > zero else zero
-            p[r] = q
-            s1 += q
-        dw2[k] = s
-        db1[k] = s1
-        quads = n_in - n_in % 4
-        for d in range(0, quads, 4):  # four dot products per pass over q[k]
-            c0, c1, c2, c3 = xt[d], xt[d + 1], xt[d + 2], xt[d + 3]
-            a0 = a1 = a2 = a3 = zero
-            for r in range(rows):
-                q = p[r]
-                a0 += q * c0[r]
-                a1 += q * c1[r]
-                a2 += q * c2[r]
-                a3 += q * c3[r]
-            dwt[d, k], dwt[d + 1, k], dwt[d + 2, k], dwt[d + 3, k] = a0, a1, a2, a3
-        for d in range(quads, n_in):
-            col = xt[d]
-            acc = zero
-            for r in range(rows):
-                acc += p[r] * col[r]
-            dwt[d, k] = acc
+    dwt[:] = zero
+    db1[:] = zero
+    dw2[:] = zero
+    kq = h - h % 4
+    for lo in range(0, b, _PAIR_ROWS):
+        hi = min(b, lo + _PAIR_ROWS)
+        n = hi - lo
+        gj = gq[lo:hi]
+        gp = gq[b + lo : b + hi] if prod else gj
+        for k in range(0, kq, 4):
+            a0, a1, a2, a3 = pre[k, lo:hi], pre[k + 1, lo:hi], pre[k + 2, lo:hi], pre[k + 3, lo:hi]
+            for i, a in enumerate((a0, a1, a2, a3)):
+                s, s1 = _relu_grad(a, gj, w2[k + i], n, zero)
+                dw2[k + i] += s
+                db1[k + i] += s1
+            _dot4(a0, a1, a2, a3, xt, dy, 0, lo, hi, dwt, dx, k, zero)
+            if prod:
+                q0, q1 = pre[k, b + lo : b + hi], pre[k + 1, b + lo : b + hi]
+                q2, q3 = pre[k + 2, b + lo : b + hi], pre[k + 3, b + lo : b + hi]
+                for i, q in enumerate((q0, q1, q2, q3)):
+                    s, s1 = _relu_grad(q, gp, w2[k + i], n, zero)
+                    dw2[k + i] += s
+                    db1[k + i] += s1
+                _dot4(q0, q1, q2, q3, xt, dy, b, lo, hi, dwt, dx, k, zero)
+                for r in range(n):  # x_r enters the joint and the product row r alike
+                    a0[r] += q0[r]
+                    a1[r] += q1[r]
+                    a2[r] += q2[r]
+                    a3[r] += q3[r]
+            _dot4(a0, a1, a2, a3, xt, dx, 0, lo, hi, dwt, 0, k, zero)
+        for k in range(kq, h):
+            a = pre[k, lo:hi]
+            s, s1 = _relu_grad(a, gj, w2[k], n, zero)
+            dw2[k] += s
+            db1[k] += s1
+            _dot1(a, xt, dy, 0, lo, hi, dwt, dx, k, zero)
+            if prod:
+                q = pre[k, b + lo : b + hi]
+                s, s1 = _relu_grad(q, gp, w2[k], n, zero)
+                dw2[k] += s
+                db1[k] += s1
+                _dot1(q, xt, dy, b, lo, hi, dwt, dx, k, zero)
+                for r in range(n):
+                    a[r] += q[r]
+            _dot1(a, xt, dx, 0, lo, hi, dwt, 0, k, zero)
 
 
 @njit(cache=True, inline="always")
