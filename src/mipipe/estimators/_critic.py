@@ -90,8 +90,6 @@ class _threads:
 #     z_ij = b2 + sum_k w2[k] relu(a_jk + c_ik) = base_i + sum_k w2[k] max(a_jk, nc_ik),
 #     base_i = b2 + sum_k w2[k] c_ik.
 # The term is then one max and one fused multiply-add instead of add, max, multiply, add.
-
-
 @njit(cache=True, fastmath=_ROW_MATH)
 def _logit_row(aT, nci, w2, base, row):  # pragma: no cover - compiled
     """row[j] = base + sum_k w2[k] max(aT[k, j], nci[k]) for aT (h, b), h a multiple of 4,
@@ -283,8 +281,6 @@ def _infonce_rows_kernel(aT, nc, w2, base, terms, scale, zdiag, lse, psum, rows)
 #     dw2_k = sum_ij G_ij M_ijk (a_jk + c_ik) = sum_j a_jk dA_jk / w2_k + sum_i c_ik dC_ik / w2_k,
 # an O(b h) sum after the pass over the pairs. Per (i, j, k) term the pass is then one
 # compare, one select and two adds.
-
-
 @njit(cache=True, fastmath=_SUM_MATH)
 def _accumulate_rows4(aT, nc, i0, g0, g1, g2, g3, dAT, dC_raw):  # pragma: no cover
     """For the four rows i0 .. i0 + 3 with upstream gradient rows g0 .. g3 (b,):
@@ -605,7 +601,7 @@ def auto_chunk(b: int, h: int, itemsize: int, budget_bytes: float) -> int:
 # (torch's per-step overhead was about 0.6 ms of a 1.5 ms step at b = 3334). The forward
 # and backward run over blocks of rows and four hidden units at a time, and the joint and
 # product rows r share x_r's part of the first layer (benchmarks/neural.py --pair: 0.27 ms
-# a step at b = 3334, h = 30, from 0.57 before the blocking). Sums run in a fixed order,
+# a step at b = 3334, h = 30, from 0.42-0.57 before the blocking). Sums run in a fixed order,
 # so the same seed gives the same bits whatever the thread count.
 KIND_DV, KIND_NWJ, KIND_SMILE = 0, 1, 2
 
