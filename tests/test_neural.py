@@ -736,3 +736,22 @@ def test_smile_mi_recovers_gaussian_mi_and_is_reproducible():
     pd.testing.assert_frame_equal(result.trace, again.trace, check_exact=True)
     # a small clip gives a different (higher-variance-free, biased) estimate
     assert smile_mi(x, y, clip=0.5, **TRAIN).estimate != result.estimate
+
+
+@pytest.mark.parametrize("estimator", ["mine_mi", "nwj_mi", "smile_mi"])
+@pytest.mark.parametrize("holdout", [0.6, 0.9])
+def test_held_out_batches_larger_than_training_batches_fit_the_numba_buffers(estimator, holdout):
+    # holdout > 0.5 with batches larger than n: every held-out batch has more rows than any
+    # training batch; the numba step's scratch buffers were once sized from the training
+    # batches only and the held-out evaluation wrote past them (double free, segfault)
+    import mipipe.estimators as est
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    y = x + rng.normal(size=(200, 2))
+    fn = getattr(est, estimator)
+    first = fn(x, y, holdout=holdout, epochs=5, batch_size=500, hidden=8, seed=0)
+    again = fn(x, y, holdout=holdout, epochs=5, batch_size=500, hidden=8, seed=0)
+    assert np.isfinite(first.estimate)
+    assert first.estimate == again.estimate
+    assert first.trace["heldout_nats"].notna().all()

@@ -333,13 +333,22 @@ def _numba_stepper(kind, net, gen, lr, ema, clip, b_max):
     rate = float(ema) if kind == "mine" and ema is not None else 0.0
     state = {"step": 0, "log_ma": math.nan}
 
+    def fits(b, what):
+        # the kernels index these buffers without bounds checks: a batch larger than the one
+        # they were sized for would write past them
+        if b > b_max:
+            raise ValueError(f"{what} batch of {b} rows exceeds the {b_max} rows the numba "
+                             f"step's buffers were sized for")
+
     def draw(b):
         return torch.randint(b, (b,), generator=gen).numpy()  # CLUB's MINE: with replacement
 
     def step(xb, yb, hold):
+        fits(xb.shape[0], "training")
         idx = draw(xb.shape[0])
         held = math.nan
         if hold is not None:  # the critic before the update, as the torch engine
+            fits(hold[0].shape[0], "held-out")
             hidx = draw(hold[0].shape[0])
             held = float(_critic._pair_eval(code, *hold, hidx, params, tau, cap, xt, pre, t))
         state["step"] += 1
@@ -444,7 +453,10 @@ def _fit(
     if engine == "auto":
         engine = "numba" if dev.type == "cpu" and kind in _PAIR_KINDS else "torch"
     if engine == "numba":
-        step_fn = _numba_stepper(kind, net, gen, lr, ema, clip, max(hi - lo for lo, hi in spans))
+        # scratch buffers hold the largest batch of either kind: with holdout > 0.5 a held-out
+        # batch can be larger than every training batch
+        widest = max(hi - lo for lo, hi in spans + (hold_spans if holdout > 0 else []))
+        step_fn = _numba_stepper(kind, net, gen, lr, ema, clip, widest)
         xt, yt = np.ascontiguousarray(x, dtype=_NP[dtype]), np.ascontiguousarray(y, dtype=_NP[dtype])
         if holdout > 0:
             xh, yh = xh.cpu().numpy(), yh.cpu().numpy()
